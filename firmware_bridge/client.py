@@ -1,0 +1,786 @@
+"""The synchronous host client: session, RPC, streams, bulk uploads, logs and reconnects."""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from . import bulk
+from .auth import SessionAuth, parse_key
+from .errors import (
+    AuthError,
+    BridgeError,
+    BridgeTimeout,
+    DeviceNotFound,
+    Disconnected,
+    FrameError,
+    ProtocolError,
+    RemoteError,
+)
+from .framing import Frame, FrameDecoder, encode_frame
+from .messages import (
+    AUTH_TRAILER_SIZE,
+    BUILTIN_METHODS,
+    HEADER_SIZE,
+    MIN_BODY,
+    NONCE_SIZE,
+    PROTOCOL_VERSION,
+    Channel,
+    ControlType,
+    DeviceInfo,
+    Flags,
+    Header,
+    HelloRequest,
+    LogType,
+    RpcType,
+    Status,
+    StreamInfo,
+    StreamType,
+    pack_request,
+    status_name,
+    unpack_error,
+    unpack_log,
+    unpack_response,
+    unpack_stream_data,
+)
+from .streams import Stream
+from .transport import Transport, get_reset_strategy, open_transport
+from .transport.reset import ResetStrategy
+
+logger = logging.getLogger(__name__)
+device_logger = logging.getLogger("firmware_bridge.device")
+
+LogCallback = Callable[[int, int, str], None]
+ConsoleCallback = Callable[[str], None]
+
+HELLO_RETRY = 0.3
+HELLO_REOPEN_AFTER = 3.0
+RECONNECT_BACKOFF = (0.05, 1.0)
+INITIAL_RTO = 0.15
+MAX_RTO = 1.0
+HOST_RX_WINDOW = 16
+
+
+@dataclass
+class _PendingCall:
+    call_id: int
+    method: str
+    epoch: int
+    event: threading.Event
+    status: int = -1
+    result: bytes = b""
+    error: BridgeError | None = None
+    unauthenticated: bool = False
+
+
+@dataclass(frozen=True)
+class CallStats:
+    calls: int
+    retransmits: int
+    late_responses: int
+    failed: int
+
+
+class Bridge:
+    """A session with one device. Open with `Bridge.open(url)`; use as a context manager.
+
+    A reader thread feeds the frame decoder and dispatches frames; a supervisor thread restarts
+    streams after a reconnect. Both stop on `close()`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        auth_key: bytes | str | None = None,
+        reset: str | ResetStrategy = "none",
+        reconnect: bool = True,
+        frame_limit: int | None = None,
+        on_log: LogCallback | None = None,
+        on_console: ConsoleCallback | None = None,
+        call_timeout: float = 2.0,
+    ) -> None:
+        self.url = url
+        self.call_timeout = call_timeout
+        self._auth_key = None if auth_key is None else parse_key(auth_key)
+        self._reset = get_reset_strategy(reset)
+        self._reconnect = reconnect
+        self._frame_limit_override = frame_limit
+        self.on_log = on_log
+        self.on_console = on_console
+
+        self._lock = threading.RLock()
+        self._tx_lock = threading.Lock()
+        self._session_cond = threading.Condition(self._lock)
+        self._closed = threading.Event()
+        self._transport: Transport | None = None
+        self._decoder = FrameDecoder(on_console=self._console)
+        self._info: DeviceInfo | None = None
+        self._session_up = False
+        self._link_error: str = "not connected yet"
+        self._host_nonce = b""
+        self._auth: SessionAuth | None = None
+        self._hello_sent_at = 0.0
+        self._link_opened_at = 0.0
+        self._session_limit = 0
+        self._tx_seq = [0] * 5
+        self._next_call_id = 1
+        self._next_transfer_id = 1
+        self._pending: dict[int, _PendingCall] = {}
+        self._streams: dict[int, Stream] = {}
+        self._transfers: dict[int, queue.SimpleQueue[tuple[int, bytes] | BridgeError]] = {}
+        self._tasks: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._calls = 0
+        self._retransmits = 0
+        self._late = 0
+        self._failed = 0
+        self.reconnects = 0
+        self.errors_from_device: list[tuple[int, str]] = []
+        self._reader: threading.Thread | None = None
+        self._supervisor: threading.Thread | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        timeout: float = 3.0,
+        *,
+        auth_key: bytes | str | None = None,
+        reset: str | ResetStrategy = "none",
+        reconnect: bool = True,
+        frame_limit: int | None = None,
+        on_log: LogCallback | None = None,
+        on_console: ConsoleCallback | None = None,
+        call_timeout: float = 2.0,
+    ) -> Bridge:
+        """Open the transport, reset the device if asked, and wait for its HELLO.
+
+        Raises DeviceNotFound when the URL names nothing, BridgeTimeout when no HELLO arrives,
+        AuthError when the device requires a key that was not given.
+        """
+        bridge = cls(
+            url,
+            auth_key=auth_key,
+            reset=reset,
+            reconnect=reconnect,
+            frame_limit=frame_limit,
+            on_log=on_log,
+            on_console=on_console,
+            call_timeout=call_timeout,
+        )
+        try:
+            bridge._start(timeout)
+        except BaseException:
+            bridge.close()
+            raise
+        return bridge
+
+    def _start(self, timeout: float) -> None:
+        transport = open_transport(self.url)
+        try:
+            self._reset.reset(transport)
+        except BaseException:
+            transport.close()
+            raise
+        self._attach(transport)
+        self._reader = threading.Thread(target=self._read_loop, name="bridge-reader", daemon=True)
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="bridge-supervisor", daemon=True
+        )
+        self._reader.start()
+        self._supervisor.start()
+        self.wait_session(timeout)
+
+    def wait_session(self, timeout: float) -> DeviceInfo:
+        """Block until a session is up (after open or a reconnect); return its DeviceInfo."""
+        deadline = time.monotonic() + timeout
+        with self._session_cond:
+            while not self._session_up:
+                if self._closed.is_set():
+                    raise Disconnected(f"bridge to {self.url} is closed")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    if self._transport is None:
+                        raise Disconnected(
+                            f"link to {self.url} is down ({self._link_error}); still "
+                            "reconnecting: plug the device back in or check the URL"
+                        )
+                    raise BridgeTimeout(
+                        f"no HELLO from {self.url} within {timeout}s: is the bridge firmware "
+                        "running, the baud rate right, and the reset strategy suitable?"
+                    )
+                self._session_cond.wait(remaining)
+            assert self._info is not None
+            if self._info.auth_required and self._auth_key is None:
+                raise AuthError(
+                    f"device at {self.url} requires authentication; pass auth_key= "
+                    "(the key the firmware was provisioned with)"
+                )
+            return self._info
+
+    def close(self) -> None:
+        """Stop streams on the device (best effort), stop both threads and close the link."""
+        if self._closed.is_set():
+            return
+        with self._lock:
+            streams = list(self._streams.values())
+        for stream in streams:
+            if self._session_up:
+                try:
+                    self._stop_stream_on_device(stream.id, timeout=0.5)
+                except BridgeError as e:
+                    logger.debug("stopping stream %s on close: %s", stream.name, e)
+            stream._terminate()
+        self._closed.set()
+        self._tasks.put(None)
+        current = threading.current_thread()
+        for thread in (self._reader, self._supervisor):
+            if thread is not None and thread is not current:
+                thread.join(timeout=3.0)
+                if thread.is_alive():
+                    logger.warning("thread %s did not stop within 3 s", thread.name)
+        with self._session_cond:
+            self._fail_everything(Disconnected(f"bridge to {self.url} was closed"))
+            self._session_up = False
+            self._session_cond.notify_all()
+            transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close()
+
+    def __enter__(self) -> Bridge:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- state ----------------------------------------------------------------------------
+
+    @property
+    def info(self) -> DeviceInfo:
+        """The latest HELLO. Raises Disconnected before the first one."""
+        info = self._info
+        if info is None:
+            raise Disconnected(f"no session with {self.url} yet")
+        return info
+
+    @property
+    def epoch(self) -> int:
+        return self.info.epoch
+
+    @property
+    def connected(self) -> bool:
+        return self._session_up
+
+    @property
+    def session_frame_limit(self) -> int:
+        return self._session_limit
+
+    @property
+    def max_payload(self) -> int:
+        """Largest payload that fits in one frame of this session."""
+        trailer = AUTH_TRAILER_SIZE if self._auth is not None else 0
+        return self._session_limit - MIN_BODY - trailer
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"decoder": self._decoder.stats.as_dict()}
+        out["rpc"] = CallStats(self._calls, self._retransmits, self._late, self._failed).__dict__
+        out["reconnects"] = self.reconnects
+        auth = self._auth
+        out["auth_rejected"] = 0 if auth is None else auth.rejected
+        return out
+
+    # --- RPC ------------------------------------------------------------------------------
+
+    def method_id(self, method: str | int) -> int:
+        if isinstance(method, int):
+            return method
+        info = self._info
+        if info is not None and method in info.methods:
+            return info.methods[method]
+        if method in BUILTIN_METHODS:
+            return BUILTIN_METHODS[method]
+        offered = ", ".join(sorted(info.methods)) if info is not None else "unknown"
+        raise ProtocolError(
+            f"device at {self.url} offers no method {method!r}; it offers: {offered}"
+        )
+
+    def call(self, method: str | int, args: bytes = b"", timeout: float | None = None) -> bytes:
+        """Call a device method; return its result bytes.
+
+        Retransmits with exponential backoff until `timeout`. Raises RemoteError on a non-OK
+        status, Disconnected when the link drops or the session changes while in flight,
+        BridgeTimeout when no answer arrives.
+        """
+        timeout = self.call_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        method_id = self.method_id(method)
+        name = method if isinstance(method, str) else f"method 0x{method:x}"
+        self.wait_session(max(0.0, deadline - time.monotonic()))
+        payload = pack_request(method_id, args)
+        if len(payload) > self.max_payload:
+            raise FrameError(
+                f"{name}: {len(args)} bytes of arguments exceed this session's frame limit "
+                f"({self.max_payload - 2} bytes); use upload() for large data"
+            )
+        with self._session_cond:
+            window = max(1, self.info.rx_window)
+            while len(self._pending) >= window:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise BridgeTimeout(f"{name}: {window} calls already in flight for {timeout}s")
+                self._session_cond.wait(remaining)
+            call_id = self._next_call_id
+            self._next_call_id = (self._next_call_id % 0xFFFFFFFF) + 1
+            pending = _PendingCall(call_id, name, self.info.epoch, threading.Event())
+            self._pending[call_id] = pending
+            self._calls += 1
+        try:
+            seq = self._send(Channel.RPC, RpcType.REQUEST, payload, id=call_id)
+            rto = INITIAL_RTO
+            while not pending.event.wait(max(0.0, min(rto, deadline - time.monotonic()))):
+                if time.monotonic() >= deadline:
+                    self._failed += 1
+                    if pending.unauthenticated:
+                        raise AuthError(
+                            f"device at {self.url} rejected {name} as unauthenticated; "
+                            "check auth_key"
+                        )
+                    raise BridgeTimeout(f"{name}: no response from {self.url} within {timeout}s")
+                self._retransmits += 1
+                self._send(
+                    Channel.RPC, RpcType.REQUEST, payload, id=call_id, seq=seq, flags=Flags.RESEND
+                )
+                rto = min(rto * 2, MAX_RTO)
+        finally:
+            with self._session_cond:
+                self._pending.pop(call_id, None)
+                self._session_cond.notify_all()
+        if pending.error is not None:
+            self._failed += 1
+            raise pending.error
+        if pending.status != Status.OK:
+            raise RemoteError(pending.status, status_name(pending.status), name, pending.result)
+        return pending.result
+
+    def ping(self, data: bytes = b"", timeout: float | None = None) -> float:
+        """Round trip of sys.ping in seconds; checks the echo."""
+        start = time.perf_counter()
+        echo = self.call("sys.ping", data, timeout)
+        elapsed = time.perf_counter() - start
+        if echo != data:
+            raise ProtocolError(f"sys.ping echoed {len(echo)} bytes that differ from the request")
+        return elapsed
+
+    def sys_info(self, timeout: float | None = None) -> dict[str, str]:
+        text = self.call("sys.info", b"", timeout).decode("utf-8", "replace")
+        return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+    # --- streams --------------------------------------------------------------------------
+
+    def subscribe(self, stream: str | int, rate_hz: int, maxlen: int = 4096) -> Stream:
+        """Start a device stream and return its subscription (restarted after reconnects)."""
+        info = self._stream_info(stream)
+        with self._lock:
+            if info.id in self._streams:
+                raise BridgeError(f"stream {info.name!r} is already subscribed; close it first")
+            sub = Stream(info, rate_hz, maxlen, self._unsubscribe)
+            self._streams[info.id] = sub
+        try:
+            self.call("stream.start", struct.pack("<HI", info.id, rate_hz))
+        except BaseException:
+            with self._lock:
+                self._streams.pop(info.id, None)
+            raise
+        return sub
+
+    def _stream_info(self, stream: str | int) -> StreamInfo:
+        info = self.wait_session(self.call_timeout)
+        if isinstance(stream, int):
+            for s in info.streams.values():
+                if s.id == stream:
+                    return s
+            return StreamInfo(stream, f"stream{stream}", 0)
+        if stream not in info.streams:
+            offered = ", ".join(sorted(info.streams)) or "none"
+            raise ProtocolError(
+                f"device at {self.url} offers no stream {stream!r}; it offers: {offered}"
+            )
+        return info.streams[stream]
+
+    def _unsubscribe(self, stream: Stream) -> None:
+        with self._lock:
+            self._streams.pop(stream.id, None)
+        if self._session_up and not self._closed.is_set():
+            self._stop_stream_on_device(stream.id, timeout=self.call_timeout)
+
+    def _stop_stream_on_device(self, stream_id: int, timeout: float) -> None:
+        self.call("stream.stop", struct.pack("<H", stream_id), timeout=timeout)
+
+    def _restart_streams(self) -> None:
+        with self._lock:
+            streams = list(self._streams.values())
+        for stream in streams:
+            stream._new_session()
+            for attempt in range(3):
+                if self._closed.is_set() or stream.closed:
+                    return
+                try:
+                    self.call("stream.start", struct.pack("<HI", stream.id, stream.rate_hz))
+                    logger.info("restarted stream %s at %d Hz", stream.name, stream.rate_hz)
+                    break
+                except BridgeError as e:
+                    logger.warning("restarting stream %s (try %d): %s", stream.name, attempt, e)
+
+    # --- bulk -----------------------------------------------------------------------------
+
+    def upload(
+        self,
+        name: str,
+        data: bytes,
+        progress: Callable[[int, int], None] | None = None,
+        timeout: float = 30.0,
+    ) -> bulk.UploadResult:
+        """Send `data` to the device's bulk receiver `name` (e.g. "fw0") with SHA-256 check.
+
+        Resumes from the device's offset after a reconnect. Raises RemoteError(INTEGRITY) when
+        the device's hash differs, BridgeTimeout when it stops acknowledging.
+        """
+        return bulk.upload(self, name, data, progress, timeout)
+
+    def _open_transfer(self) -> tuple[int, queue.SimpleQueue[tuple[int, bytes] | BridgeError]]:
+        with self._lock:
+            tid = self._next_transfer_id
+            self._next_transfer_id += 1
+            q: queue.SimpleQueue[tuple[int, bytes] | BridgeError] = queue.SimpleQueue()
+            self._transfers[tid] = q
+            return tid, q
+
+    def _close_transfer(self, tid: int) -> None:
+        with self._lock:
+            self._transfers.pop(tid, None)
+
+    # --- sending --------------------------------------------------------------------------
+
+    def _send(
+        self,
+        channel: int,
+        msg_type: int,
+        payload: bytes = b"",
+        *,
+        id: int = 0,
+        ack: int = 0,
+        seq: int | None = None,
+        flags: int = 0,
+    ) -> int:
+        with self._tx_lock:
+            transport = self._transport
+            if transport is None:
+                raise Disconnected(f"link to {self.url} is down ({self._link_error})")
+            if seq is None:
+                seq = self._tx_seq[channel]
+                self._tx_seq[channel] = (seq + 1) & 0xFFFF
+            header = Header(PROTOCOL_VERSION, flags, channel, msg_type, seq, ack, id)
+            auth = self._auth
+            trailer = None
+            if auth is not None:
+                header, trailer = auth.sign(header, payload)
+            frame = encode_frame(header, payload, trailer, frame_limit=self._session_limit or None)
+            transport.write(frame)
+        return seq
+
+    # --- reader thread --------------------------------------------------------------------
+
+    def _attach(self, transport: Transport) -> None:
+        limit = self._frame_limit_override or transport.frame_limit
+        with self._lock:
+            self._transport = transport
+            self._decoder.reset()
+            self._decoder.set_frame_limit(limit)
+            self._session_limit = 0
+            self._host_nonce = os.urandom(NONCE_SIZE)
+            self._auth = None
+            self._link_opened_at = time.monotonic()
+        self._send_hello_req()
+
+    def _send_hello_req(self) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        req = HelloRequest(
+            PROTOCOL_VERSION,
+            PROTOCOL_VERSION,
+            self._decoder.frame_limit,
+            HOST_RX_WINDOW,
+            self._host_nonce,
+        )
+        header = Header.make(Channel.CONTROL, ControlType.HELLO_REQ)
+        with self._tx_lock:
+            # a leading delimiter flushes whatever partial bytes the device still buffers
+            transport.write(b"\x00" + encode_frame(header, req.pack()))
+        self._hello_sent_at = time.monotonic()
+
+    def _read_loop(self) -> None:
+        backoff = RECONNECT_BACKOFF[0]
+        while not self._closed.is_set():
+            transport = self._transport
+            if transport is None:
+                if not self._reconnect_once():
+                    self._closed.wait(backoff)
+                    backoff = min(backoff * 2, RECONNECT_BACKOFF[1])
+                else:
+                    backoff = RECONNECT_BACKOFF[0]
+                continue
+            try:
+                data = transport.read(65536)
+                if data:
+                    now_ns = time.monotonic_ns()
+                    for frame in self._decoder.feed(data):
+                        self._dispatch(frame, now_ns)
+                if not self._session_up:
+                    self._handshake_tick()
+            except Disconnected as e:
+                self._link_lost(transport, str(e))
+            except BridgeError as e:  # a write timeout inside the handshake
+                logger.warning("%s: %s", self.url, e)
+                self._link_lost(transport, str(e))
+            except Exception:
+                logger.exception("unexpected error in the bridge reader for %s", self.url)
+                self._link_lost(transport, "internal error in the reader")
+
+    def _handshake_tick(self) -> None:
+        now = time.monotonic()
+        if self._reconnect and now - self._link_opened_at > HELLO_REOPEN_AFTER:
+            transport = self._transport
+            if transport is not None:
+                self._link_lost(transport, "no HELLO after reopening; trying again")
+            return
+        if now - self._hello_sent_at > HELLO_RETRY:
+            self._send_hello_req()
+
+    def _reconnect_once(self) -> bool:
+        if not self._reconnect:
+            self._closed.wait(0.05)
+            return False
+        try:
+            transport = open_transport(self.url)
+        except (DeviceNotFound, Disconnected) as e:
+            logger.debug("reconnect to %s: %s", self.url, e)
+            return False
+        except BridgeError as e:
+            logger.warning("reconnect to %s: %s", self.url, e)
+            return False
+        try:
+            self._attach(transport)
+        except BridgeError as e:
+            logger.debug("reconnect to %s: %s", self.url, e)
+            with self._lock:
+                self._transport = None
+            transport.close()
+            return False
+        self.reconnects += 1
+        logger.info("reopened %s; waiting for HELLO", self.url)
+        return True
+
+    def _link_lost(self, transport: Transport, reason: str) -> None:
+        with self._session_cond:
+            if self._transport is not transport:
+                return
+            self._transport = None
+            self._link_error = reason
+            was_up = self._session_up
+            self._session_up = False
+            self._fail_everything(
+                Disconnected(
+                    f"link to {self.url} dropped ({reason}); the call may or may not have run"
+                    + ("; reconnecting" if self._reconnect else "")
+                )
+            )
+            self._session_cond.notify_all()
+        transport.close()
+        if was_up:
+            logger.warning("lost %s: %s", self.url, reason)
+
+    def _fail_everything(self, error: BridgeError) -> None:
+        """Fail calls and transfers in flight (caller holds the lock)."""
+        for pending in self._pending.values():
+            if not pending.event.is_set():
+                pending.error = error
+                pending.event.set()
+        for q in self._transfers.values():
+            q.put(error)
+
+    # --- dispatch -------------------------------------------------------------------------
+
+    def _dispatch(self, frame: Frame, now_ns: int) -> None:
+        header = frame.header
+        if header.channel == Channel.CONTROL and header.type == ControlType.HELLO:
+            self._on_hello(frame)
+            return
+        auth = self._auth
+        if auth is not None and not auth.verify(frame):
+            self._on_unverified(frame)
+            return
+        handler = self._HANDLERS.get(header.channel)
+        if handler is None:
+            logger.debug("ignoring frame on unknown channel %d", header.channel)
+            return
+        handler(self, frame, now_ns)
+
+    def _on_hello(self, frame: Frame) -> None:
+        try:
+            info = DeviceInfo.unpack(frame.payload)
+        except ProtocolError as e:
+            logger.warning("%s sent a malformed HELLO: %s", self.url, e)
+            return
+        if info.version != PROTOCOL_VERSION:
+            logger.warning("%s chose protocol version %d; ignoring", self.url, info.version)
+            return
+        restart = False
+        with self._session_cond:
+            old = self._info
+            if self._session_up and old is not None and old.epoch == info.epoch:
+                return  # a duplicate of the current session's HELLO
+            if old is not None and self._session_up:
+                self._fail_everything(
+                    Disconnected(
+                        f"{self.url} started a new session (epoch {old.epoch} -> {info.epoch}, "
+                        f"boot reason {info.boot_reason_name}); the call may or may not have run"
+                    )
+                )
+            self._info = info
+            self._session_limit = min(self._decoder.frame_limit, info.frame_limit)
+            self._auth = None
+            if info.auth_required and self._auth_key is not None:
+                self._auth = SessionAuth(self._auth_key, info.dev_nonce, self._host_nonce)
+            elif self._auth_key is not None:
+                logger.info("%s does not require authentication; sending plain frames", self.url)
+            restart = bool(self._streams) and old is not None
+            self._session_up = True
+            self._session_cond.notify_all()
+        logger.info(
+            "session with %s: epoch %d, uid %s, firmware %s",
+            self.url,
+            info.epoch,
+            info.uid_hex,
+            info.firmware_version,
+        )
+        if restart:
+            self._tasks.put(self._restart_streams)
+
+    def _on_unverified(self, frame: Frame) -> None:
+        header = frame.header
+        if header.channel == Channel.RPC and header.type == RpcType.RESPONSE and not frame.auth:
+            try:
+                status, _ = unpack_response(frame.payload)
+            except ProtocolError:
+                return
+            if status == Status.UNAUTHENTICATED:
+                with self._lock:
+                    pending = self._pending.get(header.id)
+                    if pending is not None:
+                        pending.unauthenticated = True  # only a hint for the error message
+        logger.debug("dropped an unauthenticated frame on channel %d", header.channel)
+
+    def _on_control(self, frame: Frame, now_ns: int) -> None:
+        if frame.header.type == ControlType.ERROR:
+            try:
+                code, text = unpack_error(frame.payload)
+            except ProtocolError as e:
+                logger.warning("%s sent a malformed ERROR: %s", self.url, e)
+                return
+            self.errors_from_device.append((code, text))
+            del self.errors_from_device[:-32]
+            logger.warning("%s reports protocol error %d: %s", self.url, code, text)
+
+    def _on_rpc(self, frame: Frame, now_ns: int) -> None:
+        if frame.header.type != RpcType.RESPONSE:
+            return
+        try:
+            status, result = unpack_response(frame.payload)
+        except ProtocolError as e:
+            logger.warning("%s: %s", self.url, e)
+            return
+        with self._lock:
+            pending = self._pending.get(frame.header.id)
+            if pending is None or pending.event.is_set():
+                self._late += 1
+                return
+            pending.status = status
+            pending.result = result
+            pending.event.set()
+
+    def _on_stream(self, frame: Frame, now_ns: int) -> None:
+        if frame.header.type != StreamType.DATA:
+            return
+        stream = self._streams.get(frame.header.id)
+        if stream is None:
+            return
+        try:
+            data = unpack_stream_data(frame.payload)
+        except ProtocolError as e:
+            logger.debug("%s: %s", self.url, e)
+            return
+        stream._on_data(data, now_ns)
+
+    def _on_bulk(self, frame: Frame, now_ns: int) -> None:
+        q = self._transfers.get(frame.header.id)
+        if q is not None:
+            q.put((frame.header.type, frame.payload))
+
+    def _on_log(self, frame: Frame, now_ns: int) -> None:
+        if frame.header.type != LogType.LOG:
+            return
+        try:
+            level, ts, text = unpack_log(frame.payload)
+        except ProtocolError as e:
+            logger.debug("%s: %s", self.url, e)
+            return
+        device_logger.log(level, "%s", text)
+        if self.on_log is not None:
+            try:
+                self.on_log(level, ts, text)
+            except Exception:
+                logger.exception("on_log callback failed")
+
+    def _console(self, line: str) -> None:
+        device_logger.info("console: %s", line)
+        if self.on_console is not None:
+            try:
+                self.on_console(line)
+            except Exception:
+                logger.exception("on_console callback failed")
+
+    _HANDLERS: ClassVar[dict[int, Callable[[Bridge, Frame, int], None]]] = {
+        Channel.CONTROL: _on_control,
+        Channel.RPC: _on_rpc,
+        Channel.STREAM: _on_stream,
+        Channel.BULK: _on_bulk,
+        Channel.LOG: _on_log,
+    }
+
+    # --- supervisor thread ----------------------------------------------------------------
+
+    def _supervise(self) -> None:
+        while not self._closed.is_set():
+            try:
+                task = self._tasks.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if task is None:
+                return
+            try:
+                task()
+            except Exception:
+                logger.exception("bridge maintenance task failed")
+
+
+__all__ = ["HEADER_SIZE", "Bridge", "CallStats"]

@@ -1,0 +1,121 @@
+"""Serial ports through pyserial: `serial://PORT?baud=N` and pyserial's own URLs (loop://...)."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import select
+from typing import Any
+
+from ..errors import BridgeTimeout, DeviceNotFound, Disconnected, TransportUnavailable
+from ..messages import DEFAULT_FRAME_LIMIT
+from .base import ParsedUrl
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BAUD = 921600
+POLL_INTERVAL = 0.05
+WRITE_TIMEOUT = 2.0
+
+
+def import_serial() -> Any:
+    try:
+        import serial
+    except ImportError as e:
+        raise TransportUnavailable(
+            "serial transport needs pyserial, which is not installed: pip install edgekit[serial]"
+        ) from e
+    return serial
+
+
+class SerialTransport:
+    """A pyserial port. On POSIX ports it reads through the file descriptor (one syscall)."""
+
+    def __init__(self, port: Any, url: str, frame_limit: int = DEFAULT_FRAME_LIMIT) -> None:
+        self._port = port
+        self._serial = import_serial()
+        self.url = url
+        self.frame_limit = frame_limit
+        self.poll_interval = POLL_INTERVAL
+        try:
+            self._fd: int | None = port.fileno()
+        except Exception:  # loop://, socket://... have no usable descriptor
+            self._fd = None
+
+    def read(self, max_bytes: int) -> bytes:
+        try:
+            if self._fd is not None:
+                ready, _, _ = select.select([self._fd], [], [], self.poll_interval)
+                if not ready:
+                    return b""
+                data = os.read(self._fd, max_bytes)
+                if not data:
+                    raise Disconnected(f"{self.url}: port closed by the device (end of file)")
+                return data
+            data = self._port.read(1)
+            if data:
+                waiting = self._port.in_waiting
+                if waiting:
+                    data += self._port.read(min(waiting, max_bytes - 1))
+            return bytes(data)
+        except (OSError, self._serial.SerialException) as e:
+            raise Disconnected(f"{self.url}: read failed ({e}); device unplugged?") from e
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._port.write(data)
+        except self._serial.SerialTimeoutException as e:
+            raise BridgeTimeout(
+                f"{self.url}: write blocked for {WRITE_TIMEOUT}s; the device does not read its "
+                "input (stalled, or flow control mismatch)"
+            ) from e
+        except (OSError, self._serial.SerialException) as e:
+            raise Disconnected(f"{self.url}: write failed ({e}); device unplugged?") from e
+
+    def set_dtr(self, level: bool) -> None:
+        self._lines("DTR", "dtr", level)
+
+    def set_rts(self, level: bool) -> None:
+        self._lines("RTS", "rts", level)
+
+    def _lines(self, label: str, attr: str, level: bool) -> None:
+        try:
+            setattr(self._port, attr, level)
+        except (OSError, self._serial.SerialException) as e:
+            raise Disconnected(
+                f"Setting {label} is not supported for port {self.url} ({e}); "
+                "open it with reset='none' and reset the board by hand"
+            ) from e
+
+    def close(self) -> None:
+        try:
+            self._port.close()
+        except (OSError, self._serial.SerialException) as e:
+            logger.debug("closing %s: %s", self.url, e)
+
+
+def open_serial(url: ParsedUrl) -> SerialTransport:
+    """Open `serial://PORT?baud=N`, a bare port name, or any pyserial URL (loop://, socket://)."""
+    serial = import_serial()
+    baud = url.int_param("baud", DEFAULT_BAUD)
+    limit = url.int_param("frame_limit", DEFAULT_FRAME_LIMIT)
+    target = url.location if url.scheme == "serial" else url.url
+    try:
+        port = serial.serial_for_url(
+            target, baudrate=baud, timeout=POLL_INTERVAL, write_timeout=WRITE_TIMEOUT
+        )
+    except serial.SerialException as e:
+        cause = e.__cause__ or e.__context__
+        if getattr(e, "errno", None) == errno.ENOENT or (
+            isinstance(cause, OSError) and cause.errno == errno.ENOENT
+        ):
+            raise DeviceNotFound(
+                f"serial port {target} does not exist; check the cable or run "
+                "`python -m firmware_bridge devices`"
+            ) from e
+        raise DeviceNotFound(f"cannot open serial port {target}: {e}") from e
+    except (OSError, ValueError) as e:
+        raise DeviceNotFound(f"cannot open serial port {target}: {e}") from e
+    logger.debug("opened %s at %d baud", target, baud)
+    return SerialTransport(port, url.url, limit)
