@@ -1,0 +1,384 @@
+"""The ``edgekit`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from edgekit.errors import EdgekitError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+# -- info ----------------------------------------------------------------------------------------
+def cmd_info(args: argparse.Namespace) -> int:
+    import edgekit
+    from edgekit.backends.devices import parse_device
+
+    started = time.perf_counter()
+    model = edgekit.load(args.model, args.device, fallback=not args.require_accelerator)
+    load_ms = (time.perf_counter() - started) * 1e3
+    placement = model.placement()
+    size = model.path.stat().st_size
+    data: dict[str, Any] = {
+        "name": model.name,
+        "path": str(model.path),
+        "format": model.format,
+        "size_bytes": size,
+        "backend": model.backend,
+        "device": model.device,
+        "load_ms": round(load_ms, 1),
+        "inputs": [spec.describe() for spec in model.inputs],
+        "outputs": [spec.describe() for spec in model.outputs],
+        "ops": dict(sorted(model.op_counts().items(), key=lambda kv: -kv[1])),
+        "devices_here": _devices_for(model.format),
+        "placement": {
+            "nodes": dict(placement.nodes),
+            "fallback": [list(f) for f in placement.fallback],
+            "notes": list(placement.notes),
+        },
+    }
+    if model.manifest is not None:
+        m = model.manifest
+        data["manifest"] = {
+            "task": m.task,
+            "license": m.license,
+            "source": str(m.source),
+            "sha256": m.sha256,
+            "description": m.description,
+        }
+    if args.require_accelerator and parse_device(args.device).kind != "cpu":
+        model.require_accelerator()
+    if args.json:
+        _print_json(data)
+        return 0
+    print(f"{data['name']}  ({model.format}, {size / 1e6:.2f} MB, loaded in {load_ms:.0f} ms)")
+    print(f"  file:    {model.path}")
+    if model.manifest is not None:
+        print(f"  task:    {model.manifest.task or '-'}    license: {model.manifest.license}")
+        print(f"  source:  {model.manifest.source}")
+    print(f"  runs on: {model.backend} / {model.device}")
+    print("  inputs:")
+    for line in data["inputs"]:
+        print(f"    {line}")
+    print("  outputs:")
+    for line in data["outputs"]:
+        print(f"    {line}")
+    ops = data["ops"]
+    print(
+        f"  ops ({sum(ops.values())}): " + ", ".join(f"{k} {v}" for k, v in list(ops.items())[:12])
+    )
+    print(f"  devices here: {', '.join(data['devices_here'])}")
+    if args.placement:
+        print("  placement:")
+        print("    " + placement.describe().replace("\n", "\n    "))
+    return 0
+
+
+def _devices_for(model_format: str) -> list[str]:
+    devices = ["cpu"]
+    if model_format == "onnx":
+        try:
+            from edgekit.backends.onnx import available_providers
+
+            devices += [f"ort:{p}" for p in available_providers() if p != "CPUExecutionProvider"]
+        except EdgekitError:
+            return []
+    elif model_format == "tflite":
+        devices += ["tflite:xnnpack", "tflite:reference", "tflite-delegate:PATH"]
+    return devices
+
+
+# -- run -----------------------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    import edgekit
+    from edgekit.errors import InputError
+
+    model = edgekit.load(args.model, args.device, num_threads=args.threads)
+    path = Path(args.input)
+    if not path.exists():
+        raise InputError(f"input file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        array = np.load(path, allow_pickle=False)
+        spec = model.inputs[0]
+        if array.ndim == len(spec.shape) - 1:
+            array = array[None]
+        feeds: Any = array
+    elif suffix in IMAGE_SUFFIXES:
+        from edgekit.manifest import InputContract
+        from edgekit.preprocess import image_to_tensor, read_image
+
+        contract = model.manifest.input if model.manifest is not None else InputContract()
+        image = read_image(path, "RGB")
+        feeds, _ = image_to_tensor(image, contract, model.inputs[0], color="RGB")
+    else:
+        raise InputError(
+            f"{path}: edgekit run reads images ({', '.join(sorted(IMAGE_SUFFIXES))}) and .npy "
+            "arrays"
+        )
+    started = time.perf_counter()
+    outputs = model.run(feeds)
+    elapsed_ms = (time.perf_counter() - started) * 1e3
+    labels = model.manifest.output.labels if model.manifest is not None else ()
+    summary = {
+        name: {
+            "shape": list(value.shape),
+            "dtype": value.dtype.name,
+            "min": float(value.min()) if value.size else None,
+            "max": float(value.max()) if value.size else None,
+            "mean": float(value.mean()) if value.size else None,
+        }
+        for name, value in outputs.items()
+    }
+    result: dict[str, Any] = {"model": model.name, "latency_ms": round(elapsed_ms, 3)}
+    result["outputs"] = summary
+    first = next(iter(outputs.values()))
+    if model.manifest is not None and model.manifest.task == "classification":
+        scores = first.reshape(first.shape[0], -1)[0]
+        order = np.argsort(-scores)[: args.top]
+        result["top"] = [
+            {"index": int(i), "label": labels[i] if i < len(labels) else str(i),
+             "score": float(scores[i])}
+            for i in order
+        ]  # fmt: skip
+    if args.json:
+        _print_json(result)
+        return 0
+    print(f"{model.name}: {elapsed_ms:.2f} ms")
+    for name, info in summary.items():
+        print(
+            f"  {name}: {info['dtype']}{info['shape']}  min {info['min']:.4g}  "
+            f"max {info['max']:.4g}  mean {info['mean']:.4g}"
+        )
+    for entry in result.get("top", []):
+        print(f"  {entry['label']}: {entry['score']:.4f}")
+    return 0
+
+
+# -- bench ---------------------------------------------------------------------------------------
+def cmd_bench(args: argparse.Namespace) -> int:
+    import edgekit
+    from edgekit.bench import bench_model, example_feeds
+
+    results = []
+    for device in args.device or ["cpu"]:
+        for threads in args.threads or [None]:
+            started = time.perf_counter()
+            model = edgekit.load(args.model, device, num_threads=threads)
+            load_ms = (time.perf_counter() - started) * 1e3
+            feeds = example_feeds(model)
+            results.append(
+                bench_model(
+                    model,
+                    feeds,
+                    runs=args.runs,
+                    warmup=args.warmup,
+                    max_seconds=args.max_seconds,
+                    load_ms=load_ms,
+                    requested=device,
+                    threads=threads,
+                )
+            )
+            model.close()
+    if args.json:
+        _print_json([r.as_dict() for r in results])
+        return 0
+    header = (
+        f"{'device':<28} {'threads':>7} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9} "
+        f"{'per s':>8} {'load ms':>8} {'RSS MB':>7}"
+    )
+    print(f"{results[0].model}: {results[0].runs} runs after {args.warmup} warm-up")
+    print(header)
+    for r in results:
+        label = f"{r.requested} ({r.device})" if r.requested != r.device else r.device
+        print(
+            f"{label[:28]:<28} {r.threads or 'auto':>7} {r.p50_ms:>9.3f} {r.p90_ms:>9.3f} "
+            f"{r.p99_ms:>9.3f} {r.throughput_per_s:>8.1f} {r.load_ms:>8.1f} {r.peak_rss_mb:>7.0f}"
+        )
+    return 0
+
+
+# -- models --------------------------------------------------------------------------------------
+def cmd_models(args: argparse.Namespace) -> int:
+    from edgekit import models
+
+    if args.action == "list":
+        rows = []
+        for m in models.list_manifests():
+            path = models.cached_path(m)
+            rows.append(
+                {
+                    "name": m.name,
+                    "task": m.task,
+                    "format": m.format,
+                    "fetched": path.is_file(),
+                    "source": str(m.source),
+                    "license": m.license,
+                }
+            )
+        if args.json:
+            _print_json(rows)
+            return 0
+        for row in rows:
+            mark = "fetched" if row["fetched"] else "-"
+            print(f"{row['name']:<28} {row['task'] or '-':<18} {row['format']:<7} {mark:<8} "
+                  f"{row['source']}")  # fmt: skip
+        return 0
+    names = [m.name for m in models.list_manifests()] if args.all else args.names
+    if not names:
+        raise EdgekitError(f"edgekit models {args.action}: name models, or pass --all")
+    failures = 0
+    for name in names:
+        try:
+            if args.action == "fetch":
+                path = models.fetch(name, force=args.force, progress=lambda t: print(t, flush=True))
+            elif args.action == "verify":
+                path = models.verify(name)
+                print(f"{name}: ok ({path})")
+            else:
+                print(models.cached_path(name))
+        except EdgekitError as e:
+            failures += 1
+            print(f"{name}: {e}", file=sys.stderr)
+    if args.action == "fetch" and not failures:
+        print(f"{len(names)} model(s) ready in {models.cache_dir()}")
+    return 1 if failures else 0
+
+
+# -- doctor --------------------------------------------------------------------------------------
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from edgekit.doctor import run_checks
+
+    checks = run_checks()
+    if args.json:
+        _print_json([c.as_dict() for c in checks])
+    else:
+        for c in checks:
+            print(f"[{'ok' if c.ok else '!!'}] {c.name:<12} {c.detail}")
+            if c.fix:
+                print(f"     {'fix' if not c.ok else 'note'}: {c.fix}")
+    return 0 if all(c.ok for c in checks) else 1
+
+
+# -- bridge and devices: delegated to firmware_bridge ----------------------------------------------
+def _bridge_main(argv: list[str]) -> int:
+    import importlib
+
+    try:
+        bridge_cli = importlib.import_module("firmware_bridge.cli")
+    except ImportError as e:
+        raise EdgekitError(
+            f"the bridge command line is not available ({e}): pip install 'edgekit[serial]'"
+        ) from e
+    result: int = bridge_cli.main(argv)
+    return result
+
+
+# -- demo ----------------------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> int:
+    from edgekit.demo import run_demo
+
+    return run_demo(args.name, json_output=args.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgekit", description="Run, inspect and benchmark on-device models; talk to boards."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug information")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("info", help="inputs, outputs, ops, size and placement of a model")
+    p.add_argument("model", help="a .onnx/.tflite file, a manifest .toml, or a manifest name")
+    p.add_argument("--device", default="cpu", help="cpu, auto, ort:PROVIDER, tflite-delegate:PATH")
+    p.add_argument("--placement", action="store_true", help="show which nodes run where")
+    p.add_argument(
+        "--require-accelerator",
+        action="store_true",
+        help="fail instead of falling back to the CPU",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("run", help="run a model on an input file and print the outputs")
+    p.add_argument("model")
+    p.add_argument("--input", required=True, help="an image or a .npy array")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--top", type=int, default=5, help="classification: how many classes to show")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("bench", help="latency percentiles, throughput and memory of a model")
+    p.add_argument("model")
+    p.add_argument("--device", action="append", help="repeat to compare devices side by side")
+    p.add_argument("--threads", type=int, action="append", help="repeat to compare thread counts")
+    p.add_argument("--runs", type=int, default=200)
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--max-seconds", type=float, default=30.0, help="stop a device after this long")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("models", help="list, fetch and verify the models named by manifests")
+    p.add_argument("action", choices=["list", "fetch", "verify", "path"])
+    p.add_argument("names", nargs="*")
+    p.add_argument("--all", action="store_true", help="every manifest on the search path")
+    p.add_argument("--force", action="store_true", help="fetch again even if cached")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("doctor", help="check what this machine can run, with fixes")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("demo", help="a tour of edgekit on this machine")
+    p.add_argument("name", nargs="?", default="runtime")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    sub.add_parser("devices", help="serial ports and USB devices (see: edgekit devices -h)")
+    sub.add_parser("bridge", help="talk to a board over the bridge (see: edgekit bridge -h)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("bridge", "devices"):
+        try:
+            return _bridge_main(argv)
+        except EdgekitError as e:
+            print(f"edgekit: error: {e}", file=sys.stderr)
+            return 2
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    warnings.simplefilter("default")
+    try:
+        code: int = args.func(args)
+        return code
+    except EdgekitError as e:
+        print(f"edgekit: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
