@@ -54,9 +54,12 @@ def upload(
     data: bytes,
     progress: Callable[[int, int], None] | None,
     timeout: float,
+    sha256: bytes | None = None,
 ) -> UploadResult:
     data = bytes(data)
-    digest = hashlib.sha256(data).digest()
+    digest = hashlib.sha256(data).digest() if sha256 is None else sha256
+    if len(digest) != 32:
+        raise ProtocolError(f"sha256 must be 32 bytes, got {len(digest)}")
     total = len(data)
     start = time.monotonic()
     deadline = start + timeout

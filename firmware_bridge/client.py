@@ -448,13 +448,15 @@ class Bridge:
         data: bytes,
         progress: Callable[[int, int], None] | None = None,
         timeout: float = 30.0,
+        sha256: bytes | None = None,
     ) -> bulk.UploadResult:
         """Send `data` to the device's bulk receiver `name` (e.g. "fw0") with SHA-256 check.
 
         Resumes from the device's offset after a reconnect. Raises RemoteError(INTEGRITY) when
-        the device's hash differs, BridgeTimeout when it stops acknowledging.
+        the device's hash differs, BridgeTimeout when it stops acknowledging. `sha256` is the
+        digest the device must verify (from a release manifest); it defaults to that of `data`.
         """
-        return bulk.upload(self, name, data, progress, timeout)
+        return bulk.upload(self, name, data, progress, timeout, sha256)
 
     def _open_transfer(self) -> tuple[int, queue.SimpleQueue[tuple[int, bytes] | BridgeError]]:
         with self._lock:
