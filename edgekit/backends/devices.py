@@ -62,7 +62,7 @@ def parse_device(text: str | DeviceSpec | None) -> DeviceSpec:
         target = target.lower()
         if target not in ("xnnpack", "reference"):
             raise DeviceError(
-                f"unknown LiteRT device {text!r}: use tflite:xnnpack or tflite:reference, or "
+                f"unknown LiteRT device {text!r}: use cpu, tflite:xnnpack or tflite:reference, or "
                 "tflite-delegate:/path/to/libdelegate.so for a vendor delegate"
             )
     return DeviceSpec(kind, target, options, text=raw)

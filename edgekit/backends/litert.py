@@ -120,11 +120,13 @@ class LiteRTBackend:
     def _load_delegate(module: Any, device: DeviceSpec, fallback: bool) -> Any:
         path = device.target
         try:
+            if not os.path.isfile(path):
+                # load_delegate on a missing file also trips a bug in LiteRT's Delegate.__del__
+                raise OSError(f"{path}: no such file")
             return module.load_delegate(path, dict(device.options))
         except (OSError, ValueError, RuntimeError) as e:
-            hint = "" if os.path.exists(path) else " (no such file)"
             message = (
-                f"cannot load the LiteRT delegate {path}{hint}: {e}. Install the vendor's delegate "
+                f"cannot load the LiteRT delegate {path}: {e}. Install the vendor's delegate "
                 "library for this board, or use device='cpu'."
             )
             if not fallback:

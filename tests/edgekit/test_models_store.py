@@ -1,0 +1,91 @@
+"""Manifests and the model store: every shipped manifest parses, fetches and verifies."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+import edgekit
+from edgekit import models
+from edgekit.manifest import Manifest, Source
+
+SHIPPED = {
+    "face-detection-short-range",
+    "silero-vad",
+    "ppocr-v4-det",
+    "ppocr-v4-rec",
+    "ppocr-cls",
+}
+
+
+def test_shipped_manifests_are_listed() -> None:
+    names = {m.name for m in models.list_manifests()}
+    assert names >= SHIPPED
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_fetch_and_verify(name: str) -> None:
+    path = models.fetch(name)
+    manifest = models.get_manifest(name)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == manifest.sha256
+    assert models.verify(name) == path
+    model = edgekit.load(name)
+    assert model.manifest is not None and model.manifest.name == name
+    for tensor in manifest.output.tensors:
+        assert tensor in [s.name for s in model.outputs]
+    if manifest.input.name:
+        assert manifest.input.name in [s.name for s in model.inputs]
+
+
+def test_file_source_relative_to_manifest(tmp_path: Path) -> None:
+    data = models.fetch("ppocr-cls").read_bytes()
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "cls.onnx").write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    manifest_path = tmp_path / "cls.toml"
+    manifest_path.write_text(
+        f'name = "cls-local"\nformat = "onnx"\nlicense = "Apache-2.0"\n'
+        f'source = "file:sub/cls.onnx"\nsha256 = "{digest}"\ntask = "classification"\n'
+        '[output]\nlabels = ["0", "180"]\n'
+    )
+    model = edgekit.load(manifest_path)
+    assert model.path == (tmp_path / "sub" / "cls.onnx").resolve()
+    assert model.manifest is not None and model.manifest.output.labels == ("0", "180")
+
+
+def test_url_source_is_fetched_and_verified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = models.fetch("silero-vad").read_bytes()
+    served = tmp_path / "served.onnx"
+    served.write_bytes(data)
+    monkeypatch.setenv("EDGEKIT_CACHE", str(tmp_path / "cache"))
+    # The URL loader is urllib; a file:// URL exercises it without any network.
+    manifest = Manifest(
+        name="vad-by-url",
+        format="onnx",
+        source=Source("url", served.as_uri()),
+        license="MIT",
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+    path = models.fetch(manifest)
+    assert path == tmp_path / "cache" / "vad-by-url" / "served.onnx"
+    assert path.read_bytes() == data
+    served.write_bytes(data[:-1] + b"x")
+    with pytest.raises(edgekit.ChecksumMismatch, match="nothing was installed"):
+        models.fetch(manifest, force=True)
+    assert path.read_bytes() == data  # the verified copy was kept
+
+
+def test_manifest_search_path_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = models.fetch("ppocr-cls").read_bytes()
+    (tmp_path / "mine.onnx").write_bytes(data)
+    (tmp_path / "my-model.toml").write_text(
+        'name = "my-model"\nformat = "onnx"\nlicense = "x"\nsource = "file:mine.onnx"\n'
+        f'sha256 = "{hashlib.sha256(data).hexdigest()}"\n'
+    )
+    monkeypatch.setenv("EDGEKIT_MODELS", str(tmp_path))
+    assert "my-model" in {m.name for m in models.list_manifests()}
+    assert edgekit.load("my-model").path.name == "mine.onnx"
