@@ -47,8 +47,10 @@ case "${1:-test}" in
   test)
     setup
     echo "== ruff"
-    "$VENV/bin/ruff" check edgekit firmware_bridge tests benchmarks models samples
-    "$VENV/bin/ruff" format --check edgekit firmware_bridge tests benchmarks models samples
+    dirs=()
+    for d in edgekit firmware_bridge tests benchmarks models samples; do [ -d "$d" ] && dirs+=("$d"); done
+    "$VENV/bin/ruff" check "${dirs[@]}"
+    "$VENV/bin/ruff" format --check "${dirs[@]}"
     echo "== mypy"
     "$VENV/bin/mypy"
     echo "== pytest"
