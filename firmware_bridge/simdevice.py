@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import select
 import struct
+import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -311,3 +315,58 @@ _APP_HANDLERS: dict[int, tuple[str, Handler]] = {
     0x140: ("log.emit", _log_emit),
 }
 _METHODS = {**_BUILTIN_HANDLERS, **_APP_HANDLERS}
+
+
+class SimPtyServer:
+    """Serves a SimDevice on the master side of a pty pair from a thread (POSIX).
+
+    `url` is the slave side to open with `Bridge.open`. `intercept` may rewrite or drop what
+    the device sends; `inject` writes raw bytes to the host.
+    """
+
+    def __init__(self, device: SimDevice) -> None:
+        self.device = device
+        import pty
+        import tty
+
+        self.master, self._slave = pty.openpty()
+        tty.setraw(self._slave)
+        self.path = os.ttyname(self._slave)
+        self.url = f"serial://{self.path}"
+        self.intercept: Callable[[bytes], bytes] | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="sim-pty", daemon=True)
+        self._thread.start()
+
+    def inject(self, data: bytes) -> None:
+        """Write raw bytes to the host as if the device sent them."""
+        with self._lock:
+            os.write(self.master, data)
+
+    def _run(self) -> None:
+        t0 = time.monotonic()
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self.master], [], [], 0.002)
+            with self._lock:
+                if ready:
+                    try:
+                        self.device.receive(os.read(self.master, 65536))
+                    except OSError:
+                        return
+                self.device.poll(int((time.monotonic() - t0) * 1e6))
+                out = self.device.take_output()
+                if out and self.intercept is not None:
+                    out = self.intercept(out)
+                if out:
+                    os.write(self.master, out)
+
+    def close(self) -> None:
+        """Stop serving and close both pty ends: the host sees the device unplugged."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(2)
+        os.close(self.master)
+        os.close(self._slave)

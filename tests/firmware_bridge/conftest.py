@@ -2,64 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import pty
-import select
-import threading
-import time
-import tty
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from firmware_bridge.errors import BridgeError
-from firmware_bridge.simdevice import SimDevice
+from firmware_bridge.simdevice import SimDevice, SimPtyServer
 from firmware_bridge.virtual import C_DIR, VirtualDevice, build_virtual_device, start_virtual_device
-
-
-class SimPtyServer:
-    """Serves a SimDevice on the master side of a pty pair from a thread."""
-
-    def __init__(self, device: SimDevice) -> None:
-        self.device = device
-        self.master, self._slave = pty.openpty()
-        tty.setraw(self._slave)
-        self.path = os.ttyname(self._slave)
-        self.url = f"serial://{self.path}"
-        self.intercept: Callable[[bytes], bytes] | None = None
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="sim-pty", daemon=True)
-        self._thread.start()
-
-    def inject(self, data: bytes) -> None:
-        """Write raw bytes to the host as if the device sent them."""
-        with self._lock:
-            os.write(self.master, data)
-
-    def _run(self) -> None:
-        t0 = time.monotonic()
-        while not self._stop.is_set():
-            ready, _, _ = select.select([self.master], [], [], 0.002)
-            with self._lock:
-                if ready:
-                    try:
-                        self.device.receive(os.read(self.master, 65536))
-                    except OSError:
-                        return
-                self.device.poll(int((time.monotonic() - t0) * 1e6))
-                out = self.device.take_output()
-                if out and self.intercept is not None:
-                    out = self.intercept(out)
-                if out:
-                    os.write(self.master, out)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        os.close(self.master)
-        os.close(self._slave)
 
 
 @pytest.fixture
