@@ -1,0 +1,76 @@
+"""The command line, in process, against the simulated device on a pty."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from firmware_bridge.cli import main
+from firmware_bridge.simdevice import SimPtyServer
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_devices_json_lists_serial_ports(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "devices", "--json")
+    assert code == 0
+    entries = json.loads(out)
+    assert isinstance(entries, list)
+    assert all(e["url"].startswith(("serial://", "usb://")) for e in entries)
+
+
+def test_info_ping_call_json(sim: SimPtyServer, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "bridge", "info", sim.url, "--json")
+    assert code == 0
+    info = json.loads(out)
+    assert info["uid"] == sim.device.uid.hex() and "config.get" in info["methods"]
+
+    code, out, _ = run(capsys, "bridge", "ping", sim.url, "--count", "5", "--json")
+    assert code == 0 and json.loads(out)["count"] == 5
+
+    code, out, _ = run(capsys, "bridge", "call", sim.url, "config.set", "036b6579763132")
+    assert code == 0
+    code, out, _ = run(capsys, "bridge", "call", sim.url, "config.get", "--text", "key")
+    assert (code, out.strip()) == (0, "v12")
+
+
+def test_stream_and_upload(
+    sim: SimPtyServer, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, _ = run(
+        capsys, "bridge", "stream", sim.url, "imu", "--rate", "200", "--seconds", "0.5", "--json"
+    )
+    assert code == 0
+    stats = json.loads(out)
+    assert stats["received"] >= 50 and stats["lost"] == 0
+    image = tmp_path / "fw.bin"
+    image.write_bytes(bytes(range(256)) * 40)
+    code, out, _ = run(capsys, "bridge", "upload", sim.url, str(image), "--json")
+    assert code == 0 and json.loads(out)["size"] == 10240
+    assert sim.device.fw_slot == image.read_bytes()
+
+
+def test_errors_are_reported_not_raised(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "bridge", "info", "serial:///dev/no-such-port", "--timeout", "0.3")
+    assert code == 1
+    assert err.startswith("error: serial port /dev/no-such-port does not exist")
+
+
+def test_python_dash_m_entry_point() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "firmware_bridge", "devices", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert isinstance(json.loads(proc.stdout), list)
