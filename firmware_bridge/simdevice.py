@@ -78,6 +78,7 @@ class SimDevice:
         self.boot_reason = 0
         self.config: dict[str, str] = {}
         self.calls_executed = 0
+        self.muted = False  # a hung firmware: input is processed, nothing is sent
         self.fw_slot = b""
         self._decoder = FrameDecoder(frame_limit)
         self._out = bytearray()
@@ -97,6 +98,8 @@ class SimDevice:
             self._handle(frame)
 
     def take_output(self, max_bytes: int | None = None) -> bytes:
+        if self.muted:
+            self._out.clear()
         n = len(self._out) if max_bytes is None else min(max_bytes, len(self._out))
         out = bytes(self._out[:n])
         del self._out[:n]
