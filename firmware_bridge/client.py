@@ -63,7 +63,8 @@ ConsoleCallback = Callable[[str], None]
 HELLO_RETRY = 0.3
 HELLO_REOPEN_AFTER = 3.0
 RECONNECT_BACKOFF = (0.05, 1.0)
-INITIAL_RTO = 0.15
+INITIAL_RTO = 0.1
+MIN_RTO = 0.005
 MAX_RTO = 1.0
 HOST_RX_WINDOW = 16
 
@@ -78,6 +79,30 @@ class _PendingCall:
     result: bytes = b""
     error: BridgeError | None = None
     unauthenticated: bool = False
+
+
+class RttEstimator:
+    """Retransmit timeout from measured round trips (Jacobson/Karels, as TCP's RFC 6298)."""
+
+    def __init__(self, initial: float = INITIAL_RTO) -> None:
+        self._lock = threading.Lock()
+        self.srtt: float | None = None
+        self.rttvar = 0.0
+        self.initial = initial
+
+    def sample(self, rtt: float) -> None:
+        with self._lock:
+            if self.srtt is None:
+                self.srtt, self.rttvar = rtt, rtt / 2
+            else:
+                self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
+                self.srtt = 0.875 * self.srtt + 0.125 * rtt
+
+    @property
+    def rto(self) -> float:
+        if self.srtt is None:
+            return self.initial
+        return min(MAX_RTO, max(MIN_RTO, self.srtt + 4 * self.rttvar))
 
 
 @dataclass(frozen=True)
@@ -141,6 +166,7 @@ class Bridge:
         self._retransmits = 0
         self._late = 0
         self._failed = 0
+        self.rtt = RttEstimator()
         self.reconnects = 0
         self.errors_from_device: list[tuple[int, str]] = []
         self._reader: threading.Thread | None = None
@@ -344,8 +370,10 @@ class Bridge:
             self._pending[call_id] = pending
             self._calls += 1
         try:
+            sent_at = time.monotonic()
             seq = self._send(Channel.RPC, RpcType.REQUEST, payload, id=call_id)
-            rto = INITIAL_RTO
+            rto = self.rtt.rto
+            resent = False
             while not pending.event.wait(max(0.0, min(rto, deadline - time.monotonic()))):
                 if time.monotonic() >= deadline:
                     self._failed += 1
@@ -356,10 +384,20 @@ class Bridge:
                         )
                     raise BridgeTimeout(f"{name}: no response from {self.url} within {timeout}s")
                 self._retransmits += 1
+                resent = True
+                # the leading delimiter ends whatever damaged segment the device still buffers
                 self._send(
-                    Channel.RPC, RpcType.REQUEST, payload, id=call_id, seq=seq, flags=Flags.RESEND
+                    Channel.RPC,
+                    RpcType.REQUEST,
+                    payload,
+                    id=call_id,
+                    seq=seq,
+                    flags=Flags.RESEND,
+                    flush=True,
                 )
                 rto = min(rto * 2, MAX_RTO)
+            if not resent and pending.error is None:  # Karn: only unambiguous samples
+                self.rtt.sample(time.monotonic() - sent_at)
         finally:
             with self._session_cond:
                 self._pending.pop(call_id, None)
@@ -482,6 +520,7 @@ class Bridge:
         ack: int = 0,
         seq: int | None = None,
         flags: int = 0,
+        flush: bool = False,
     ) -> int:
         with self._tx_lock:
             transport = self._transport
@@ -496,7 +535,7 @@ class Bridge:
             if auth is not None:
                 header, trailer = auth.sign(header, payload)
             frame = encode_frame(header, payload, trailer, frame_limit=self._session_limit or None)
-            transport.write(frame)
+            transport.write(b"\x00" + frame if flush else frame)
         return seq
 
     # --- reader thread --------------------------------------------------------------------

@@ -90,6 +90,7 @@ class SimDevice:
         self._session_limit = frame_limit
         self._streams: dict[int, tuple[int, int, int]] = {}  # id -> (rate, next_due_us, seq)
         self._upload: _Upload | None = None
+        self._now_us = 0
 
     # --- I/O surface ----------------------------------------------------------------------
 
@@ -106,6 +107,7 @@ class SimDevice:
         return out
 
     def poll(self, now_us: int) -> None:
+        self._now_us = now_us
         for sid, (rate, due, seq) in list(self._streams.items()):
             period = 1_000_000 // rate
             while due <= now_us:
@@ -267,7 +269,7 @@ def _stream_start(dev: SimDevice, args: bytes) -> tuple[int, bytes]:
         return Status.NOT_FOUND, b""
     if not 1 <= rate <= 2000:
         return Status.BAD_ARGS, b""
-    dev._streams[sid] = (rate, 0, 0)
+    dev._streams[sid] = (rate, dev._now_us, 0)
     return Status.OK, b""
 
 
