@@ -4,9 +4,12 @@ Each head is an object with ``prepare(input, ...) -> (feeds, context)`` and
 ``decode(outputs, context) -> result``, registered under the task name a model manifest carries
 in its ``task`` field::
 
-    head = edgekit.tasks.get_head("face-detection")
+    model = edgekit.load("face-detection-short-range")
+    head = edgekit.tasks.head_for(model)          # the manifest's task picks the head
     feeds, context = head.prepare(image)
     faces = head.decode(model.run(feeds), context)
+
+``get_head("face-detection", **options)`` builds a head by task name without a manifest.
 
 Heads never call a runtime themselves. The modules behind the registry are imported when a head
 is first asked for, so ``import edgekit.tasks`` costs only numpy.
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from edgekit.tasks.errors import TaskInputError, UnknownTaskError
 from edgekit.tasks.types import (
@@ -28,6 +31,9 @@ from edgekit.tasks.types import (
     TextBox,
     TextLine,
 )
+
+if TYPE_CHECKING:
+    from edgekit.manifest import Manifest
 
 
 @runtime_checkable
@@ -89,6 +95,36 @@ def get_head(task: str, **options: Any) -> TaskHead:
     return _resolve(task)(**options)
 
 
+def head_for(source: Any, **overrides: Any) -> TaskHead:
+    """Build the head a model's manifest asks for, configured by the manifest.
+
+    Args:
+        source: A loaded model (``edgekit.load(...)``, whose manifest and file metadata are
+            both read; the text recogniser needs the latter for its charset) or a
+            :class:`~edgekit.manifest.Manifest`.
+        overrides: Keyword arguments of the head class that win over the manifest.
+    """
+    manifest: Manifest | None = getattr(source, "manifest", source)
+    if manifest is None or not hasattr(manifest, "task"):
+        raise TaskInputError(
+            "this model has no manifest to name its task: load it by manifest name "
+            "(edgekit.load('NAME')) or pick the head with get_head(task, ...)"
+        )
+    if not manifest.task:
+        raise TaskInputError(
+            f'manifest {manifest.name} has no task; add task = "..." (one of '
+            f"{', '.join(available_tasks())}) or use get_head(task, ...)"
+        )
+    factory = _resolve(manifest.task)
+    metadata_fn = getattr(source, "metadata", None)
+    metadata = metadata_fn() if callable(metadata_fn) else None
+    from_manifest = getattr(factory, "from_manifest", None)
+    if from_manifest is None:
+        return factory(**{**manifest.head, **overrides})
+    head: TaskHead = from_manifest(manifest, metadata=metadata, **overrides)
+    return head
+
+
 __all__ = [
     "Box",
     "Classification",
@@ -103,5 +139,6 @@ __all__ = [
     "UnknownTaskError",
     "available_tasks",
     "get_head",
+    "head_for",
     "register_head",
 ]

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from edgekit.errors import ManifestError
+from edgekit.tasks._manifest import head_options, output_names, unit_normalisation
 from edgekit.tasks.errors import TaskInputError
 from edgekit.tasks.image import ColorOrder, check_image, to_order
 from edgekit.tasks.types import Classification
+
+if TYPE_CHECKING:
+    from edgekit.manifest import Manifest
 
 F32 = npt.NDArray[np.float32]
 
@@ -110,6 +116,9 @@ class ClassifierInput:
         std: Per-channel standard deviation.
         layout: ``"NCHW"`` or ``"NHWC"``.
         color_order: Channel order the model was trained on.
+        resize: ``"stretch"`` to the input size, or ``"keep-aspect-pad"``: scale to the input
+            height keeping the aspect ratio (at most the input width) and pad on the right
+            with zeros after normalisation.
     """
 
     width: int = 224
@@ -118,13 +127,14 @@ class ClassifierInput:
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     layout: Literal["NCHW", "NHWC"] = "NCHW"
     color_order: ColorOrder = "RGB"
+    resize: Literal["stretch", "keep-aspect-pad"] = "stretch"
 
 
 class ClassificationHead:
     """``classification``: uint8 image in, top-k :class:`Classification` list out.
 
-    The image is resized to the input size (aspect ratio not kept), scaled to [0, 1] and
-    normalised with ``mean`` and ``std``.
+    The image is resized as ``input_spec.resize`` says, scaled to [0, 1] and normalised with
+    ``mean`` and ``std``.
     """
 
     task = "classification"
@@ -148,15 +158,63 @@ class ClassificationHead:
         self.input_name = input_name
         self.output_name = output_name
 
+    @classmethod
+    def from_manifest(
+        cls, manifest: Manifest, metadata: Mapping[str, str] | None = None, **overrides: Any
+    ) -> ClassificationHead:
+        """Build the head from a manifest's input contract and labels; ``[head]`` keys:
+        ``top_k`` and ``softmax`` (apply a softmax to the output; off by default)."""
+        opts = head_options(manifest, ("top_k", "softmax"))
+        inp = manifest.input
+        height, width = inp.size or (224, 224)
+        mean, std = unit_normalisation(manifest, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+        layout = inp.layout or "NCHW"
+        color = inp.color or "RGB"
+        resize = inp.resize if inp.resize in ("stretch", "keep-aspect-pad") else None
+        if layout not in ("NCHW", "NHWC") or color not in ("RGB", "BGR") or resize is None:
+            raise ManifestError(
+                f"manifest {manifest.name}: the classification head supports layout NCHW or "
+                f"NHWC, color RGB or BGR and resize stretch or keep-aspect-pad; got {layout}, "
+                f"{color}, {inp.resize}"
+            )
+        spec = ClassifierInput(
+            width=int(width),
+            height=int(height),
+            mean=mean,
+            std=std,
+            layout="NCHW" if layout == "NCHW" else "NHWC",
+            color_order="RGB" if color == "RGB" else "BGR",
+            resize="stretch" if resize == "stretch" else "keep-aspect-pad",
+        )
+        kwargs: dict[str, Any] = {
+            "input_spec": spec,
+            "labels": tuple(manifest.output.labels) or None,
+            "k": int(opts.get("top_k", 5)),
+            "apply_softmax": bool(opts.get("softmax", False)),
+        }
+        if inp.name:
+            kwargs["input_name"] = inp.name
+        names = output_names(manifest, 1)
+        if names is not None:
+            kwargs["output_name"] = names[0]
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
     def prepare(self, image: npt.NDArray[np.uint8]) -> tuple[dict[str, F32], None]:
         import cv2
 
         spec = self.input_spec
-        src = to_order(check_image(image), self.color_order, spec.color_order)
-        resized = cv2.resize(np.ascontiguousarray(src), (spec.width, spec.height))
-        x = (resized.astype(np.float32) / np.float32(255.0) - np.asarray(spec.mean, np.float32)) / (
-            np.asarray(spec.std, np.float32)
-        )
+        src = np.ascontiguousarray(to_order(check_image(image), self.color_order, spec.color_order))
+        if spec.resize == "keep-aspect-pad":
+            h, w = src.shape[:2]
+            new_w = min(spec.width, max(1, math.ceil(spec.height * w / h)))
+        else:
+            new_w = spec.width
+        resized = cv2.resize(src, (new_w, spec.height))
+        mean = np.asarray(spec.mean, np.float32)
+        std = np.asarray(spec.std, np.float32)
+        x = np.zeros((spec.height, spec.width, 3), dtype=np.float32)
+        x[:, :new_w] = (resized.astype(np.float32) / np.float32(255.0) - mean) / std
         x = x.transpose(2, 0, 1) if spec.layout == "NCHW" else x
         return {self.input_name: np.ascontiguousarray(x[None], dtype=np.float32)}, None
 

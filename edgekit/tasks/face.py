@@ -13,14 +13,20 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
+from edgekit.errors import ManifestError
+from edgekit.tasks._manifest import head_options, output_names
 from edgekit.tasks.errors import TaskInputError
 from edgekit.tasks.image import ColorOrder, Letterbox, letterbox, to_order
 from edgekit.tasks.nms import weighted_nms
 from edgekit.tasks.types import Box, Detection
+
+if TYPE_CHECKING:
+    from edgekit.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +270,58 @@ class FaceDetectionHead:
         self.regressors_name = regressors_name
         self.scores_name = scores_name
         self.anchors = ssd_anchors(config.anchors)
+
+    @classmethod
+    def from_manifest(
+        cls, manifest: Manifest, metadata: Mapping[str, str] | None = None, **overrides: Any
+    ) -> FaceDetectionHead:
+        """Build the head from a manifest's input size, output names and ``[head]`` table
+        (``num_layers``, ``strides``, ``min_scale``, ``max_scale``, ``anchor_offset``,
+        ``interpolated_scale_aspect_ratio``, ``score_threshold``, ``nms_threshold``,
+        ``num_keypoints``, ``max_faces``, ``score_clip``)."""
+        opts = head_options(
+            manifest,
+            (
+                "num_layers", "strides", "min_scale", "max_scale", "anchor_offset",
+                "interpolated_scale_aspect_ratio", "score_threshold", "nms_threshold",
+                "num_keypoints", "max_faces", "score_clip",
+            ),
+        )  # fmt: skip
+        height, width = manifest.input.size or (128, 128)
+        strides = tuple(int(v) for v in opts.get("strides", SHORT_RANGE_ANCHORS.strides))
+        if "num_layers" in opts and int(opts["num_layers"]) != len(strides):
+            raise ManifestError(
+                f"manifest {manifest.name}: [head] num_layers = {opts['num_layers']} but "
+                f"strides lists {len(strides)} layers"
+            )
+        offset = float(opts.get("anchor_offset", 0.5))
+        anchors = SsdAnchorOptions(
+            input_width=int(width),
+            input_height=int(height),
+            strides=strides,
+            min_scale=float(opts.get("min_scale", SHORT_RANGE_ANCHORS.min_scale)),
+            max_scale=float(opts.get("max_scale", SHORT_RANGE_ANCHORS.max_scale)),
+            anchor_offset_x=offset,
+            anchor_offset_y=offset,
+            interpolated_scale_aspect_ratio=float(opts.get("interpolated_scale_aspect_ratio", 1.0)),
+        )
+        config = FaceDetectorConfig(
+            anchors=anchors,
+            num_keypoints=int(opts.get("num_keypoints", 6)),
+            box_scale=float(width),
+            score_clip=float(opts.get("score_clip", 100.0)),
+            score_threshold=float(opts.get("score_threshold", 0.5)),
+            iou_threshold=float(opts.get("nms_threshold", 0.3)),
+            max_faces=opts.get("max_faces"),
+        )
+        kwargs: dict[str, Any] = {"config": config}
+        if manifest.input.name:
+            kwargs["input_name"] = manifest.input.name
+        names = output_names(manifest, 2)
+        if names is not None:
+            kwargs["regressors_name"], kwargs["scores_name"] = names
+        kwargs.update(overrides)
+        return cls(**kwargs)
 
     def prepare(self, image: npt.NDArray[np.uint8]) -> tuple[dict[str, F32], Letterbox]:
         """Letterbox an ``[H, W, 3]`` uint8 image into a ``[1, h, w, 3]`` RGB tensor in [-1, 1]."""

@@ -19,15 +19,20 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
+from edgekit.errors import ManifestError
+from edgekit.tasks._manifest import head_options, output_names, unit_normalisation
 from edgekit.tasks.errors import TaskInputError
 from edgekit.tasks.image import ColorOrder, check_image, to_order
 from edgekit.tasks.types import Quad, RecognizedText, TextBox, TextLine
+
+if TYPE_CHECKING:
+    from edgekit.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -470,6 +475,28 @@ class TextDetectionHead:
         self.input_name = input_name
         self.output_name = output_name
 
+    @classmethod
+    def from_manifest(
+        cls, manifest: Manifest, metadata: Mapping[str, str] | None = None, **overrides: Any
+    ) -> TextDetectionHead:
+        """Build the head from a manifest: ``input.max_side``, ``mean``/``std``/``scale``,
+        the input and output names, and the ``[head]`` keys named like :class:`DetConfig`'s
+        fields."""
+        fields = ("thresh", "box_thresh", "max_candidates", "unclip_ratio", "use_dilation")
+        opts = head_options(manifest, (*fields, "min_size", "limit_type", "limit_side_len"))
+        mean, std = unit_normalisation(manifest, PPOCR_MEAN, PPOCR_STD)
+        config = replace(DetConfig(), mean=mean, std=std, **opts)
+        if manifest.input.max_side is not None and "limit_side_len" not in opts:
+            config = replace(config, limit_side_len=manifest.input.max_side, limit_type="max")
+        kwargs: dict[str, Any] = {"config": config}
+        if manifest.input.name:
+            kwargs["input_name"] = manifest.input.name
+        names = output_names(manifest, 1)
+        if names is not None:
+            kwargs["output_name"] = names[0]
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
     def prepare(self, image: U8) -> tuple[dict[str, F32], DetContext]:
         tensor, context = det_preprocess(image, self.config, self.color_order)
         return {self.input_name: tensor}, context
@@ -511,6 +538,41 @@ class TextRecognitionHead:
         self.color_order: ColorOrder = color_order
         self.input_name = input_name
         self.output_name = output_name
+
+    @classmethod
+    def from_manifest(
+        cls, manifest: Manifest, metadata: Mapping[str, str] | None = None, **overrides: Any
+    ) -> TextRecognitionHead:
+        """Build the head from a manifest; the charset comes from the model ``metadata`` key
+        that ``output.labels_from = "metadata:KEY"`` names (or ``output.labels``)."""
+        head_options(manifest, ())
+        kwargs: dict[str, Any] = {}
+        source = manifest.output.labels_from
+        if manifest.output.labels:
+            kwargs["charset"] = tuple(manifest.output.labels)
+        elif source is not None and source.startswith("metadata:"):
+            key = source.partition(":")[2]
+            if "charset" not in overrides:
+                if metadata is None or key not in metadata:
+                    raise TaskInputError(
+                        f"model {manifest.name} keeps its charset in the metadata key {key!r}; "
+                        "build the head from the loaded model (head_for(model)) so it can be read"
+                    )
+                kwargs["charset"] = charset_from_metadata(metadata[key])
+        elif source is not None:
+            raise ManifestError(
+                f"manifest {manifest.name}: output.labels_from = {source!r} is not understood; "
+                "use 'metadata:KEY'"
+            )
+        if manifest.input.size is not None:
+            kwargs["height"] = int(manifest.input.size[0])
+        if manifest.input.name:
+            kwargs["input_name"] = manifest.input.name
+        names = output_names(manifest, 1)
+        if names is not None:
+            kwargs["output_name"] = names[0]
+        kwargs.update(overrides)
+        return cls(**kwargs)
 
     def prepare(self, crops: U8 | Sequence[U8]) -> tuple[dict[str, F32], int]:
         items = [crops] if isinstance(crops, np.ndarray) else list(crops)

@@ -12,13 +12,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
+from edgekit.tasks._manifest import head_options, output_names
 from edgekit.tasks.errors import TaskInputError
 from edgekit.tasks.types import SpeechSegment
+
+if TYPE_CHECKING:
+    from edgekit.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -331,22 +335,54 @@ class VadStep:
 
 
 class VadHead:
-    """``vad``: one chunk and the state in, :class:`VadStep` out (stateless; see
-    :class:`VadSegmenter` for segmentation)."""
+    """``vad``: one chunk and the state in, :class:`VadStep` out.
+
+    The head itself is stateless; :meth:`segmenter` gives the stateful segmentation with this
+    head's settings.
+    """
 
     task = "vad"
 
-    def __init__(self, sample_rate: int = 16000, names: SileroNames = SileroNames()) -> None:
-        self.sample_rate = sample_rate
+    def __init__(self, config: VadConfig = VadConfig(), names: SileroNames = SileroNames()) -> None:
+        self.config = config
         self.names = names
 
+    @classmethod
+    def from_manifest(
+        cls, manifest: Manifest, metadata: Mapping[str, str] | None = None, **overrides: Any
+    ) -> VadHead:
+        """Build the head from a manifest: ``input.sample_rate``, the tensor names and the
+        ``[head]`` keys named like :class:`VadConfig`'s fields."""
+        keys = ("threshold", "neg_threshold", "min_speech_ms", "min_silence_ms", "speech_pad_ms")
+        opts = head_options(manifest, keys)
+        if manifest.input.sample_rate is not None:
+            opts["sample_rate"] = manifest.input.sample_rate
+        names = SileroNames()
+        tensors = output_names(manifest, 2)
+        if tensors is not None:
+            names = SileroNames(
+                audio=manifest.input.name or names.audio, prob=tensors[0], new_state=tensors[1]
+            )
+        elif manifest.input.name:
+            names = SileroNames(audio=manifest.input.name)
+        kwargs: dict[str, Any] = {"config": VadConfig(**opts), "names": names}
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
     def initial_state(self) -> SileroState:
-        return SileroState.initial(self.sample_rate)
+        return SileroState.initial(self.config.sample_rate)
+
+    def segmenter(self, run: RunFn) -> VadSegmenter:
+        """A stateful segmenter that calls ``run`` (for example ``model.run``)."""
+        return VadSegmenter(run, self.config, self.names)
 
     def prepare(
         self, chunk: npt.ArrayLike, state: SileroState | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        feeds = silero_feeds(chunk, state or self.initial_state(), self.sample_rate, self.names)
+        """Feeds for one chunk (``config.chunk_samples`` samples) after ``state``."""
+        feeds = silero_feeds(
+            chunk, state or self.initial_state(), self.config.sample_rate, self.names
+        )
         return feeds, feeds
 
     def decode(self, outputs: Mapping[str, Any], context: Mapping[str, Any]) -> VadStep:

@@ -20,12 +20,17 @@ ModelLoader = Callable[[str], Any]
 
 @pytest.fixture(scope="session")
 def load_model() -> ModelLoader:
-    """Load a model of the store by manifest name (fetched and verified on first use), 1 thread."""
+    """Load a model of the store by manifest name (fetched and verified on first use), 1 thread.
+
+    The model keeps its manifest, so ``edgekit.tasks.head_for(model)`` can configure a head.
+    """
     cache: dict[str, Any] = {}
 
     def get(name: str) -> Any:
         if name not in cache:
-            cache[name] = edgekit.load(models.fetch(name), num_threads=1)
+            models.fetch(name)
+            cache[name] = edgekit.load(name, num_threads=1)
+            assert cache[name].manifest is not None and cache[name].manifest.name == name
         return cache[name]
 
     return get
@@ -60,10 +65,11 @@ def ocr_models(load_model: ModelLoader) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def skimage_data() -> Any:
     """scikit-image's bundled photographs (astronaut, coffee, rocket, ...)."""
-    data = pytest.importorskip(
-        "skimage.data", reason="scikit-image is missing: pip install -e '.[dev]'"
-    )
-    return data
+    try:
+        import skimage.data
+    except ImportError as e:
+        pytest.fail(f"scikit-image is missing ({e}): pip install -e '.[dev]'")
+    return skimage.data
 
 
 def render_lines(lines: list[str], scale: float = 1.3, size: tuple[int, int] = (360, 640)) -> Any:
