@@ -20,7 +20,10 @@ LATENCY_WINDOW = 65536
 
 @dataclass(frozen=True)
 class Sample:
-    """One stream DATA frame: one or more samples of `sample_size` bytes."""
+    """One stream DATA frame: one or more samples of `sample_size` bytes.
+
+    A device that falls behind batches samples; `timestamp_us` is that of the first one.
+    """
 
     stream_id: int
     seq: int
@@ -42,6 +45,7 @@ class Sample:
 @dataclass(frozen=True)
 class StreamStats:
     received: int
+    samples: int
     lost: int
     overruns: int
     dropped: int
@@ -76,6 +80,7 @@ class Stream:
         self._overruns_prev_sessions = 0
         self._last_overruns = 0
         self.received = 0
+        self.samples = 0
         self.lost = 0
         self.dropped = 0
         self._deltas: deque[int] = deque(maxlen=LATENCY_WINDOW)
@@ -118,6 +123,8 @@ class Stream:
                 self._overrun_base = data.overruns
             self._last_overruns = data.overruns
             self.received += 1
+            size = self.info.sample_size
+            self.samples += len(data.data) // size if size else 1
             delta = received_ns // 1000 - data.timestamp_us
             self._deltas.append(delta)
             if self._min_delta is None or delta < self._min_delta:
@@ -198,6 +205,7 @@ class Stream:
     def stats(self) -> StreamStats:
         return StreamStats(
             received=self.received,
+            samples=self.samples,
             lost=self.lost,
             overruns=self.overruns,
             dropped=self.dropped,

@@ -36,6 +36,12 @@ def virtual_binary_or_skip() -> Path:
 
 
 @pytest.fixture
+def virtual_binary() -> Path:
+    """The built C virtual device (built on first use)."""
+    return virtual_binary_or_skip()
+
+
+@pytest.fixture
 def vdev(tmp_path: Path) -> Iterator[VirtualDevice]:
     """A fresh C virtual device with a stable symlink (its url survives replugs)."""
     virtual_binary_or_skip()
