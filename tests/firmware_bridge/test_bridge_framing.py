@@ -372,14 +372,15 @@ def test_feed_is_linear_in_input_size() -> None:
     import time
 
     frame = rpc_frame(1, bytes(200))
-    small = frame * 500
-    big = frame * 5000
-    dec = FrameDecoder()
-    t0 = time.perf_counter()
-    n_small = len(dec.feed(small))
-    t_small = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    n_big = len(dec.feed(big))
-    t_big = time.perf_counter() - t0
-    assert (n_small, n_big) == (500, 5000)
-    assert t_big < 30 * t_small + 0.05
+
+    def best_time(n: int) -> float:
+        best = float("inf")
+        for _ in range(5):
+            dec = FrameDecoder()
+            t0 = time.perf_counter()
+            assert len(dec.feed(frame * n)) == n
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    # 10x the input may cost about 10x the time; quadratic behaviour would cost 100x
+    assert best_time(5000) < 40 * best_time(500)
