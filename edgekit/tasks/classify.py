@@ -76,8 +76,15 @@ def top_k(
     if apply_softmax:
         values = softmax(values)
     k = min(k, values.shape[0])
+    if k < values.shape[0]:
+        # Only scores >= the k-th largest can make it; keeping every tie of that score lets
+        # the stable sort below still prefer the lower index.
+        kth = np.partition(values, values.shape[0] - k)[values.shape[0] - k]
+        candidates = np.flatnonzero(values >= kth)
+    else:
+        candidates = np.arange(values.shape[0])
     # Stable sort on the negated scores keeps the lower index first among ties.
-    best = np.argsort(-values, kind="stable")[:k]
+    best = candidates[np.argsort(-values[candidates], kind="stable")[:k]]
     result = [
         Classification(int(i), labels[i] if labels is not None else str(int(i)), float(values[i]))
         for i in best

@@ -94,6 +94,27 @@ def _candidates(scores: FloatArray, score_threshold: float | None) -> IndexArray
     return order
 
 
+# Up to this many candidates, the IoU of all pairs is computed at once (8 bytes a pair), which
+# leaves one cheap numpy call per kept box; beyond it, one row at a time keeps memory bounded.
+_MATRIX_LIMIT = 2048
+
+
+def _iou_rows(boxes: FloatArray, areas: FloatArray, order: IndexArray) -> Any:
+    b = boxes[order]
+    a = areas[order]
+    iw = np.maximum(
+        np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[:, 0]), 0
+    )
+    ih = np.maximum(
+        np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[:, 1]), 0
+    )
+    inter = iw * ih
+    union = a[:, None] + a[None, :] - inter
+    out = np.zeros_like(inter)
+    np.divide(inter, union, out=out, where=union > 0.0)
+    return out
+
+
 def _greedy(
     boxes: FloatArray,
     areas: FloatArray,
@@ -102,6 +123,17 @@ def _greedy(
     max_detections: int | None,
 ) -> list[int]:
     keep: list[int] = []
+    if order.size <= _MATRIX_LIMIT:
+        over = _iou_rows(boxes, areas, order) > iou_threshold
+        alive = np.ones(order.size, dtype=bool)
+        for pos in range(order.size):
+            if not alive[pos]:
+                continue
+            keep.append(int(order[pos]))
+            if max_detections is not None and len(keep) >= max_detections:
+                break
+            alive &= ~over[pos]
+        return keep
     while order.size:
         best = int(order[0])
         keep.append(best)
@@ -204,11 +236,18 @@ def weighted_nms(
     order = _candidates(s, score_threshold)
     keep: list[int] = []
     merged: list[FloatArray] = []
-    while order.size:
-        best = int(order[0])
-        ious = _iou_one_to_many(b[best], float(areas[best]), b[order], areas[order])
-        in_cluster = ious > iou_threshold
-        in_cluster[0] = True  # an empty box still forms its own cluster
+    over = _iou_rows(b, areas, order) > iou_threshold if order.size <= _MATRIX_LIMIT else None
+    alive = np.ones(order.size, dtype=bool)
+    for pos in range(order.size):
+        if not alive[pos]:
+            continue
+        best = int(order[pos])
+        if over is not None:
+            in_cluster = alive & over[pos]
+        else:
+            ious = _iou_one_to_many(b[best], float(areas[best]), b[order], areas[order])
+            in_cluster = alive & (ious > iou_threshold)
+        in_cluster[pos] = True  # an empty box still forms its own cluster
         cluster = order[in_cluster]
         weights = s[cluster]
         total = float(weights.sum())
@@ -219,7 +258,7 @@ def weighted_nms(
         keep.append(best)
         if max_detections is not None and len(keep) >= max_detections:
             break
-        order = order[~in_cluster]
+        alive &= ~in_cluster
     width = v.shape[1]
     merged_arr = np.stack(merged) if merged else np.zeros((0, width), dtype=np.float64)
     return np.asarray(keep, dtype=np.int64), merged_arr

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgekit.tasks import Box, TaskInputError
+from edgekit.tasks import nms as nms_module
 from edgekit.tasks.nms import box_iou, nms, weighted_nms
 
 
@@ -71,6 +76,30 @@ def box_sets(max_n: int = 25) -> st.SearchStrategy[tuple[list[list[float]], list
     return rows.map(lambda rs: ([[x, y, x + w, y + h] for x, y, w, h, _ in rs], [r[4] for r in rs]))
 
 
+@contextmanager
+def row_by_row() -> Iterator[None]:
+    """Force the path used for large candidate sets (one IoU row per kept box)."""
+    saved = nms_module._MATRIX_LIMIT
+    nms_module._MATRIX_LIMIT = 0
+    try:
+        yield
+    finally:
+        nms_module._MATRIX_LIMIT = saved
+
+
+def both_paths(fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` on the all-pairs path and the row-by-row path; they must agree."""
+    first = fn()
+    with row_by_row():
+        second = fn()
+    if isinstance(first, tuple):
+        for x, y in zip(first, second, strict=True):
+            np.testing.assert_array_equal(x, y)
+    else:
+        np.testing.assert_array_equal(first, second)
+    return first
+
+
 def as_arrays(boxes: list[list[float]], scores: list[float]) -> tuple[np.ndarray, np.ndarray]:
     return np.array(boxes, dtype=np.float64).reshape(-1, 4), np.array(scores, dtype=np.float64)
 
@@ -80,7 +109,7 @@ def as_arrays(boxes: list[list[float]], scores: list[float]) -> tuple[np.ndarray
 def test_nms_matches_brute_force(data: tuple[list[list[float]], list[float]], thr: float) -> None:
     boxes, scores = data
     b, s = as_arrays(boxes, scores)
-    assert nms(b, s, thr).tolist() == ref_nms(boxes, scores, thr)
+    assert both_paths(lambda: nms(b, s, thr)).tolist() == ref_nms(boxes, scores, thr)
 
 
 @settings(max_examples=50, deadline=None)
@@ -103,7 +132,8 @@ def test_per_class_nms_matches_brute_force(
     boxes, scores = data
     classes = draw.draw(st.lists(st.integers(0, 2), min_size=len(boxes), max_size=len(boxes)))
     b, s = as_arrays(boxes, scores)
-    got = nms(b, s, 0.4, classes=np.array(classes, dtype=np.int64)).tolist()
+    labels = np.array(classes, dtype=np.int64)
+    got = both_paths(lambda: nms(b, s, 0.4, classes=labels)).tolist()
     assert got == ref_nms(boxes, scores, 0.4, classes=classes)
 
 
@@ -115,7 +145,7 @@ def test_max_detections_is_a_prefix(
     boxes, scores = data
     b, s = as_arrays(boxes, scores)
     full = nms(b, s, 0.5).tolist()
-    assert nms(b, s, 0.5, max_detections=limit).tolist() == full[:limit]
+    assert both_paths(lambda: nms(b, s, 0.5, max_detections=limit)).tolist() == full[:limit]
 
 
 @settings(max_examples=80, deadline=None)
@@ -126,7 +156,7 @@ def test_weighted_nms_matches_brute_force(
     boxes, scores = data
     scores = [0.05 + v for v in scores]  # weights must not all be zero
     b, s = as_arrays(boxes, scores)
-    keep, merged = weighted_nms(b, s, thr)
+    keep, merged = both_paths(lambda: weighted_nms(b, s, thr))
     ref_keep, ref_merged = ref_weighted(boxes, scores, thr)
     assert keep.tolist() == ref_keep
     np.testing.assert_allclose(
