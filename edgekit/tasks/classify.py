@@ -13,7 +13,7 @@ import numpy.typing as npt
 from edgekit.errors import ManifestError
 from edgekit.tasks._manifest import head_options, output_names, unit_normalisation
 from edgekit.tasks.errors import TaskInputError
-from edgekit.tasks.image import ColorOrder, check_image, to_order
+from edgekit.tasks.image import ColorOrder, check_image, normalize_chw, to_order
 from edgekit.tasks.types import Classification
 
 if TYPE_CHECKING:
@@ -218,12 +218,12 @@ class ClassificationHead:
         else:
             new_w = spec.width
         resized = cv2.resize(src, (new_w, spec.height))
-        mean = np.asarray(spec.mean, np.float32)
-        std = np.asarray(spec.std, np.float32)
-        x = np.zeros((spec.height, spec.width, 3), dtype=np.float32)
-        x[:, :new_w] = (resized.astype(np.float32) / np.float32(255.0) - mean) / std
-        x = x.transpose(2, 0, 1) if spec.layout == "NCHW" else x
-        return {self.input_name: np.ascontiguousarray(x[None], dtype=np.float32)}, None
+        x = normalize_chw(
+            resized, spec.mean, spec.std, np.zeros((3, spec.height, spec.width), np.float32)
+        )
+        if spec.layout == "NHWC":
+            return {self.input_name: np.ascontiguousarray(x.transpose(1, 2, 0)[None])}, None
+        return {self.input_name: x[None]}, None
 
     def decode(self, outputs: Mapping[str, Any], context: None = None) -> list[Classification]:
         if self.output_name is None:

@@ -106,4 +106,26 @@ def letterbox(
     return canvas, info
 
 
-__all__ = ["ColorOrder", "Letterbox", "check_image", "letterbox", "to_order"]
+def normalize_chw(
+    image: npt.NDArray[Any],
+    mean: tuple[float, float, float],
+    std: tuple[float, float, float],
+    out: npt.NDArray[np.float32] | None = None,
+) -> npt.NDArray[np.float32]:
+    """``(image / 255 - mean) / std`` per channel, as a float32 ``[3, H, W]`` array.
+
+    Written channel by channel into ``out`` (allocated when ``None``; it may be wider than the
+    image, the rest is left as it is), which avoids the float copies and the transposed copy of
+    the obvious expression.
+    """
+    h, w = image.shape[:2]
+    if out is None:
+        out = np.empty((3, h, w), dtype=np.float32)
+    for c in range(3):
+        target = out[c, :h, :w]
+        np.multiply(image[:, :, c], np.float32(1.0 / (255.0 * std[c])), out=target)
+        target -= np.float32(mean[c] / std[c])
+    return out
+
+
+__all__ = ["ColorOrder", "Letterbox", "check_image", "letterbox", "normalize_chw", "to_order"]

@@ -28,7 +28,7 @@ import numpy.typing as npt
 from edgekit.errors import ManifestError
 from edgekit.tasks._manifest import head_options, output_names, unit_normalisation
 from edgekit.tasks.errors import TaskInputError
-from edgekit.tasks.image import ColorOrder, check_image, to_order
+from edgekit.tasks.image import ColorOrder, check_image, normalize_chw, to_order
 from edgekit.tasks.types import Quad, RecognizedText, TextBox, TextLine
 
 if TYPE_CHECKING:
@@ -117,11 +117,8 @@ def det_preprocess(
     src = to_order(check_image(image), color_order, "BGR")
     h, w = det_input_size(src.shape[0], src.shape[1], config)
     resized = cv2.resize(np.ascontiguousarray(src), (w, h))
-    scale = np.float32(1.0 / 255.0)
-    mean = np.asarray(config.mean, dtype=np.float32)
-    std = np.asarray(config.std, dtype=np.float32)
-    tensor = ((resized.astype(np.float32) * scale - mean) / std).transpose(2, 0, 1)[None]
-    return np.ascontiguousarray(tensor), DetContext(src.shape[0], src.shape[1], h, w)
+    tensor = normalize_chw(resized, config.mean, config.std)[None]
+    return tensor, DetContext(src.shape[0], src.shape[1], h, w)
 
 
 def _order_quad(points: npt.ArrayLike) -> F32:
@@ -257,10 +254,9 @@ def _resize_pad(crop: U8, height: int, width: int) -> F32:
 
     h, w = crop.shape[:2]
     new_w = min(width, max(1, math.ceil(height * w / h)))
-    resized = cv2.resize(crop, (new_w, height)).astype(np.float32)
+    resized = cv2.resize(crop, (new_w, height))
     out = np.zeros((3, height, width), dtype=np.float32)
-    out[:, :, :new_w] = resized.transpose(2, 0, 1) / np.float32(127.5) - np.float32(1.0)
-    return out
+    return normalize_chw(resized, PPOCR_MEAN, PPOCR_STD, out)
 
 
 def rec_preprocess(
