@@ -105,6 +105,11 @@ def resample(audio: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
+def resampler() -> Callable[[np.ndarray, int, int], np.ndarray]:
+    return resample
+
+
+@pytest.fixture(scope="session")
 def espeak_speech(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, float, float]:
     """Speech from espeak-ng, resampled to 16 kHz, between 1 s of silence on each side.
 

@@ -60,6 +60,21 @@ def test_direction_classifier_turns_upside_down_text(
     assert [line.text for line in lines] == [LINES[1], LINES[0]]
 
 
+@pytest.mark.parametrize("angle", [-6, 6, 12, 20])
+def test_reads_rotated_text(ocr_models: dict[str, Any], text_image: Any, angle: float) -> None:
+    import cv2
+
+    image = text_image(LINES[:2])
+    turn = cv2.getRotationMatrix2D((320, 180), angle, 1.0)
+    rotated = cv2.warpAffine(image, turn, (640, 360), borderValue=(255, 255, 255))
+    lines = read_text(rotated, ocr_models["det_run"], ocr_models["rec_run"], ocr_models["charset"])
+    assert [line.text for line in lines] == LINES[:2]
+    for line in lines:
+        (x0, y0), (x1, y1) = line.quad[0], line.quad[1]
+        # OpenCV turns counter-clockwise on screen for a positive angle: the top edge rises.
+        assert np.degrees(np.arctan2(y1 - y0, x1 - x0)) == pytest.approx(-angle, abs=3)
+
+
 def test_registry_heads_read_through_model_run(ocr_models: dict[str, Any], text_image: Any) -> None:
     image = text_image(["hello world"])
     det_head = get_head("text-detection")

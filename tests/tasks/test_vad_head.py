@@ -45,6 +45,15 @@ def test_finds_the_speech_in_espeak_audio(vad_model: Any, espeak_speech: Any) ->
         assert s.duration_s >= 0.25
 
 
+def test_speech_at_8_khz(vad_model: Any, espeak_speech: Any, resampler: Any) -> None:
+    audio, first, last = espeak_speech
+    config = VadConfig(sample_rate=8000)
+    found = segments(resampler(audio, 16000, 8000), vad_model.run, config)
+    assert found
+    assert found[0].start_s >= first - 0.1 and found[-1].end_s <= last + 0.15
+    assert covered(found, first, last) >= 0.7 * (last - first)
+
+
 def test_no_speech_in_noise_or_silence(vad_model: Any) -> None:
     rng = np.random.default_rng(7)
     noise = (0.1 * rng.standard_normal(3 * 16000)).astype(np.float32)  # -20 dBFS white noise
