@@ -156,11 +156,12 @@ static int send_error(bridge_t *b, uint16_t code, const char *text, uint16_t ack
     h.ack = ack;
     w.p = bridge_tx_payload(b);
     w.len = 0;
-    w.cap = bridge_payload_cap(b);
+    w.cap = (size_t)b->limit - BRIDGE_MIN_BODY;
     w.overflow = 0;
     bridge_w_u16(&w, code);
     bridge_w_str(&w, text);
-    return bridge_send_body(b, &h, w.overflow ? 2u : w.len);
+    /* Only HELLO_REQ is answered with ERROR: no nonces are agreed yet, so no trailer. */
+    return send_raw(b, &h, w.overflow ? 2u : w.len, 0);
 }
 
 /* ---- session ----------------------------------------------------------- */

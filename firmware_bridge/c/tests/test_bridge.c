@@ -1208,6 +1208,10 @@ static void test_auth(void)
     off = 16 + 1 + 8 + 32 + 4;
     memcpy(dev_nonce, rx[0].p + off, 16);
     CHECK(rx[0].p[off + 16] == 1, "HELLO dev_flags: authentication required");
+    hello(&dev, 2, 3, 1024);
+    CHECK(take() == 1 && rx[0].h.type == BRIDGE_T_ERROR && !(rx[0].h.flags & BRIDGE_FLAG_AUTH) &&
+              rx[0].n > 2 && memcmp(rx[0].p + 2, "device speaks", 13) == 0,
+          "ERROR answering a HELLO_REQ carries no trailer");
 
     count_calls = 0;
     call(&dev, 1, 0x100, NULL, 0);
