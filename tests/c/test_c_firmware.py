@@ -608,3 +608,32 @@ def test_bad_command_lines_are_refused(virtual_binary: Path) -> None:
         )
         assert proc.returncode == 2 and proc.stdout == "", args
         assert "bridge-virtual:" in proc.stderr
+
+
+def test_usb_sized_frames(virtual_binary: Path) -> None:
+    dev = Device(virtual_binary, "--frame-limit", "16384")
+    lk = dev.open_pty()
+    try:
+        assert parse_hello(lk.hello(limit=16384).payload).frame_limit == 16384
+        blob = bytes(range(256)) * 63 + b"\x00" * 100  # 16228 bytes, zeros included
+        resp = lk.call(1, 1, blob)
+        assert status(resp) == OK and resp.payload[2:] == blob
+        # The session limit is the smaller of the two: a 1 KiB host gets TOO_LARGE.
+        lk.hello(limit=1024)
+        assert status(lk.call(1, 1, blob[:1100])) == 7
+    finally:
+        os.close(lk.fd)
+        dev.close()
+
+
+def test_garbage_and_console_text_cost_no_good_frame(link: Link) -> None:
+    link.hello()
+    link.write(b"boot log line\r\n" + bytes([0x55, 0x01, 0x99]) + b"\x00")
+    link.write(b"\x07" * 5000 + b"\x00")  # longer than the 1 KiB frame bound: oversize
+    resp = link.call(1, 1, b"still here")
+    assert resp.payload[2:] == b"still here"
+    info = dict(
+        line.split("=", 1) for line in link.call(2, 2).payload[2:].decode().splitlines() if line
+    )
+    assert int(info["cobs_errors"]) + int(info["short_frames"]) + int(info["crc_errors"]) == 1
+    assert int(info["oversize"]) == 1
