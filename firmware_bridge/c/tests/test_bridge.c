@@ -732,6 +732,35 @@ static void test_session(void)
           "unknown channel and type are counted, not answered");
 }
 
+static void test_small_frame_limit(void)
+{
+    bridge_config_t cfg;
+    const uint8_t *p;
+    size_t off, i, n_methods;
+
+    reset_port();
+    make_config(&cfg, 0);
+    cfg.frame_limit = BRIDGE_FRAME_MIN_LIMIT;
+    cfg.fw_version = "a firmware version of 32 bytes!!";
+    CHECK(bridge_init(&dev, &cfg, &test_port, NULL) == 0, "init at the minimum frame limit");
+    hello(&dev, 1, 1, 4096);
+    CHECK(take() == 1 && rx[0].h.type == BRIDGE_T_HELLO &&
+              rx[0].body_len + BRIDGE_CRC_SIZE <= BRIDGE_FRAME_MIN_LIMIT,
+          "HELLO fits the minimum frame limit");
+    p = rx[0].p;
+    off = 16 + 1 + 32 + 32 + 4 + 16 + 1;
+    n_methods = p[off++];
+    for (i = 0; i < n_methods; i++) {
+        off += 3u + p[off + 2];
+    }
+    CHECK(n_methods >= 2 && n_methods < 8 && off < rx[0].n && p[off] == 1 &&
+              off + 1 + 5 + 3 == rx[0].n,
+          "methods that do not fit are left out, streams are listed (%u methods)",
+          (unsigned)n_methods);
+    call(&dev, 1, 0x100, NULL, 0);
+    CHECK(status_of(response()) == 0, "an unlisted method is still callable");
+}
+
 static void test_rpc(void)
 {
     bridge_config_t cfg;
@@ -1282,6 +1311,7 @@ int main(int argc, char **argv)
     test_codec_edges();
     test_init_validation();
     test_session();
+    test_small_frame_limit();
     test_rpc();
     test_streams();
     test_stream_rate_2k();
