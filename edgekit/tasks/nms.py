@@ -100,17 +100,21 @@ _MATRIX_LIMIT = 2048
 
 
 def _iou_rows(boxes: FloatArray, areas: FloatArray, order: IndexArray) -> Any:
+    """All-pairs IoU of ``boxes[order]``, computed in place to keep temporaries few."""
     b = boxes[order]
     a = areas[order]
-    iw = np.maximum(
-        np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[:, 0]), 0
-    )
-    ih = np.maximum(
-        np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[:, 1]), 0
-    )
-    inter = iw * ih
-    union = a[:, None] + a[None, :] - inter
-    out = np.zeros_like(inter)
+    x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+    inter = np.minimum.outer(x2, x2)
+    inter -= np.maximum.outer(x1, x1)
+    np.maximum(inter, 0.0, out=inter)
+    ih = np.minimum.outer(y2, y2)
+    ih -= np.maximum.outer(y1, y1)
+    np.maximum(ih, 0.0, out=ih)
+    inter *= ih
+    union = np.add.outer(a, a)
+    union -= inter
+    out = ih  # reuse the buffer
+    out.fill(0.0)
     np.divide(inter, union, out=out, where=union > 0.0)
     return out
 
