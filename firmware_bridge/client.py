@@ -60,12 +60,15 @@ device_logger = logging.getLogger("firmware_bridge.device")
 LogCallback = Callable[[int, int, str], None]
 ConsoleCallback = Callable[[str], None]
 
-HELLO_RETRY = 0.3
+HELLO_RETRY = 0.1
 HELLO_REOPEN_AFTER = 3.0
 RECONNECT_BACKOFF = (0.05, 1.0)
 INITIAL_RTO = 0.1
-MIN_RTO = 0.005
+MIN_RTO = 0.003
 MAX_RTO = 1.0
+# Losses on a point-to-point link are noise, not congestion: back off gently, so that the
+# expected wait stays finite even when half the frames are damaged.
+RTO_BACKOFF = 1.5
 HOST_RX_WINDOW = 16
 
 
@@ -395,7 +398,7 @@ class Bridge:
                     flags=Flags.RESEND,
                     flush=True,
                 )
-                rto = min(rto * 2, MAX_RTO)
+                rto = min(rto * RTO_BACKOFF, MAX_RTO)
             if not resent and pending.error is None:  # Karn: only unambiguous samples
                 self.rtt.sample(time.monotonic() - sent_at)
         finally:
