@@ -305,7 +305,13 @@ class VadSegmenter:
             self._pending = np.zeros(0, dtype=np.float32)
             self._step(padded)
         self._tracker.finish(self._samples)
-        out = self._tracker.take()
+        # The zero padding of the last chunk is not audio: no segment may end inside it.
+        end_s = self._samples / self.config.sample_rate
+        out = [
+            SpeechSegment(s.start_s, min(s.end_s, end_s), s.peak_prob)
+            for s in self._tracker.take()
+            if s.start_s < end_s
+        ]
         probs = self.probabilities
         self.reset()
         self.probabilities = probs

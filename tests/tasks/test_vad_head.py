@@ -80,6 +80,16 @@ def test_streaming_in_odd_pieces_equals_the_whole_clip(vad_model: Any, espeak_sp
     assert len(again) == len(whole)
 
 
+def test_speech_running_to_the_end_of_the_clip(vad_model: Any, espeak_speech: Any) -> None:
+    audio, _, last = espeak_speech
+    clip = audio[: int(last * 16000) - 100]  # cut mid-word, not a multiple of 512 samples
+    duration = len(clip) / 16000
+    found = segments(clip, vad_model.run)
+    assert found
+    assert found[-1].end_s == pytest.approx(duration, abs=0.05)
+    assert found[-1].end_s <= duration
+
+
 def test_registry_head_steps_the_model_state(vad_model: Any, espeak_speech: Any) -> None:
     audio = espeak_speech[0]
     head = get_head("vad")
