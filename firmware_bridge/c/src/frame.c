@@ -84,9 +84,12 @@ size_t bridge_frame_encode(const bridge_header_t *h, const uint8_t *payload, siz
                            const uint8_t *trailer, size_t trailer_len, uint8_t *scratch,
                            size_t scratch_cap, uint8_t *out, size_t cap)
 {
-    size_t len = BRIDGE_HEADER_SIZE + n + trailer_len;
-    if (n > scratch_cap || trailer_len > scratch_cap ||
-        scratch_cap - BRIDGE_CRC_SIZE < len || scratch_cap < BRIDGE_MIN_BODY) {
+    size_t len;
+    if (scratch_cap < BRIDGE_MIN_BODY || n > scratch_cap || trailer_len > scratch_cap) {
+        return 0;
+    }
+    len = BRIDGE_HEADER_SIZE + n + trailer_len;
+    if (len > scratch_cap - BRIDGE_CRC_SIZE) {
         return 0;
     }
     bridge_header_encode(h, scratch);
