@@ -186,9 +186,11 @@ def test_frame_lifetime_rule() -> None:
 def test_reader_holding_every_buffer_pauses_capture() -> None:
     with open_source("synthetic:bars?width=64&height=8&fps=1000", buffers=3) as source:
         held = [source.read(timeout=5) for _ in range(3)]
-        assert [f.seq for f in held] == [0, 1, 2]
+        seqs = [f.seq for f in held]
+        assert seqs == sorted(set(seqs))
+        captured = source.stats().captured
         time.sleep(0.05)
-        assert source.stats().captured == 3, "no free buffer: capture must wait"
+        assert source.stats().captured == captured, "no free buffer: capture must wait"
         with pytest.raises(MediaTimeout):
             source.read(timeout=0.05)
         buffers = {id(f.image) for f in held}
@@ -198,7 +200,7 @@ def test_reader_holding_every_buffer_pauses_capture() -> None:
             with source.read(timeout=5) as frame:
                 buffers.add(id(frame.image))
         assert len(buffers) == 3, "the pool never grows beyond its size"
-        assert source.stats().captured > 10
+        assert source.stats().captured > captured + 9
 
 
 def test_read_timeout_and_closed_source() -> None:
