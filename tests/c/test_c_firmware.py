@@ -707,3 +707,63 @@ def test_c_decoder_agrees_with_the_reference_decoder(virtual_binary: Path) -> No
     # Every rule of section 1.1 was exercised, not just the happy path.
     assert all(count > 0 for count in totals.values()), totals
     assert totals["frames"] > 1000, totals
+
+
+def test_authenticated_stream_frames(virtual_binary: Path) -> None:
+    key = b"stream key"
+    dev = Device(virtual_binary, "--auth-key", key.hex())
+    lk = dev.open_pty()
+    try:
+        h = parse_hello(lk.hello().payload)
+        signed = header(RPC, REQUEST, lk.seq, 0, 1, FLAG_AUTH) + struct.pack("<HHI", 3, 1, 500)
+        signed += struct.pack("<I", 1)
+        lk.seq += 1
+        tag = hmac.new(key, h.dev_nonce + HOST_NONCE + signed, hashlib.sha256).digest()[:16]
+        lk.write(seal(signed + tag))
+        assert status(lk.wait_for(RPC, RESPONSE)) == OK
+        frames = [f for f in lk.frames(0.5) if f.channel == STREAM]
+        assert len(frames) > 100
+        counters = []
+        for f in frames:
+            assert f.flags & FLAG_AUTH
+            want = hmac.new(key, h.dev_nonce + HOST_NONCE + f.body[:-16], hashlib.sha256)
+            assert f.body[-16:] == want.digest()[:16]
+            counters.append(struct.unpack("<I", f.body[-20:-16])[0])
+        assert counters == sorted(set(counters)), "device counters strictly increase"
+    finally:
+        os.close(lk.fd)
+        dev.close()
+
+
+def test_bulk_transfer_resumes_after_replug(virtual_binary: Path, tmp_path: Path) -> None:
+    path = tmp_path / "dev1"
+    dev = Device(virtual_binary, "--link", str(path))
+    image = hashlib.sha256(b"seed").digest() * 200  # 6400 bytes
+    sha = hashlib.sha256(image).digest()
+    begin = struct.pack("<I", len(image)) + sha + b"\x03fw0"
+    try:
+        lk = dev.open_pty()
+        lk.hello()
+        lk.send(BULK, BEGIN, begin, id_=1)
+        assert struct.unpack("<II", lk.wait_for(BULK, WINDOW).payload)[0] == 0
+        for offset in range(0, 3000, 1000):
+            lk.send(BULK, DATA, struct.pack("<I", offset) + image[offset : offset + 1000], id_=1)
+            lk.wait_for(BULK, WINDOW)
+        dev.proc.send_signal(signal.SIGUSR1)  # unplug mid-transfer
+        dev.read_line()
+        os.close(lk.fd)
+        lk = Link(os.open(path, os.O_RDWR | os.O_NOCTTY))
+        lk.hello()
+        lk.send(BULK, BEGIN, begin, id_=2)
+        offset = struct.unpack("<II", lk.wait_for(BULK, WINDOW).payload)[0]
+        assert offset == 3000, "the same name and sha256 resume at the received offset"
+        while offset < len(image):
+            lk.send(BULK, DATA, struct.pack("<I", offset) + image[offset : offset + 1000], id_=2)
+            offset += len(image[offset : offset + 1000])
+        end = lk.wait_for(BULK, END)
+        assert end.id == 2 and struct.unpack("<HI", end.payload) == (OK, len(image))
+        slot = lk.call(1, 0x130).payload[2:]
+        assert slot[4:36] == sha and slot[36] == 1
+        os.close(lk.fd)
+    finally:
+        dev.close()
