@@ -102,8 +102,6 @@ def _devices_for(model_format: str) -> list[str]:
 
 # -- run -----------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    import numpy as np
-
     import edgekit
     from edgekit.errors import InputError
 
@@ -111,29 +109,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     path = Path(args.input)
     if not path.exists():
         raise InputError(f"input file {path} does not exist")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        array = np.load(path, allow_pickle=False)
-        spec = model.inputs[0]
-        if array.ndim == len(spec.shape) - 1:
-            array = array[None]
-        feeds: Any = array
-    elif suffix in IMAGE_SUFFIXES:
-        from edgekit.manifest import InputContract
-        from edgekit.preprocess import image_to_tensor, read_image
-
-        contract = model.manifest.input if model.manifest is not None else InputContract()
-        image = read_image(path, "RGB")
-        feeds, _ = image_to_tensor(image, contract, model.inputs[0], color="RGB")
-    else:
-        raise InputError(
-            f"{path}: edgekit run reads images ({', '.join(sorted(IMAGE_SUFFIXES))}) and .npy "
-            "arrays"
-        )
+    task = model.manifest.task if model.manifest is not None else None
     started = time.perf_counter()
-    outputs = model.run(feeds)
+    if task is not None and not args.raw:
+        answer = _run_task(model, task, path)
+        elapsed_ms = (time.perf_counter() - started) * 1e3
+        result = {"model": model.name, "task": task, "latency_ms": round(elapsed_ms, 3)}
+        result["result"] = _plain(answer)
+        if args.json:
+            _print_json(result)
+        else:
+            print(f"{model.name} ({task}): {elapsed_ms:.1f} ms including pre/post-processing")
+            items = answer if isinstance(answer, list) else [answer]
+            if not items:
+                print("  (nothing found)")
+            for item in items:
+                print(f"  {item}")
+        return 0
+    outputs = model.run(_raw_feeds(model, path))
     elapsed_ms = (time.perf_counter() - started) * 1e3
-    labels = model.manifest.output.labels if model.manifest is not None else ()
     summary = {
         name: {
             "shape": list(value.shape),
@@ -144,19 +138,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         }
         for name, value in outputs.items()
     }
-    result: dict[str, Any] = {"model": model.name, "latency_ms": round(elapsed_ms, 3)}
-    result["outputs"] = summary
-    first = next(iter(outputs.values()))
-    if model.manifest is not None and model.manifest.task == "classification":
-        scores = first.reshape(first.shape[0], -1)[0]
-        order = np.argsort(-scores)[: args.top]
-        result["top"] = [
-            {"index": int(i), "label": labels[i] if i < len(labels) else str(i),
-             "score": float(scores[i])}
-            for i in order
-        ]  # fmt: skip
+    raw = {"model": model.name, "latency_ms": round(elapsed_ms, 3), "outputs": summary}
     if args.json:
-        _print_json(result)
+        _print_json(raw)
         return 0
     print(f"{model.name}: {elapsed_ms:.2f} ms")
     for name, info in summary.items():
@@ -164,9 +148,75 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"  {name}: {info['dtype']}{info['shape']}  min {info['min']:.4g}  "
             f"max {info['max']:.4g}  mean {info['mean']:.4g}"
         )
-    for entry in result.get("top", []):
-        print(f"  {entry['label']}: {entry['score']:.4f}")
     return 0
+
+
+def _raw_feeds(model: Any, path: Path) -> Any:
+    """An input file as the model's first input, preprocessed by the manifest's contract."""
+    import numpy as np
+
+    from edgekit.errors import InputError
+
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        array = np.load(path, allow_pickle=False)
+        if array.ndim == len(model.inputs[0].shape) - 1:
+            array = array[None]
+        return array
+    if suffix in IMAGE_SUFFIXES:
+        from edgekit.manifest import InputContract
+        from edgekit.preprocess import image_to_tensor, read_image
+
+        contract = model.manifest.input if model.manifest is not None else InputContract()
+        tensor, _ = image_to_tensor(read_image(path, "RGB"), contract, model.inputs[0], "RGB")
+        return tensor
+    raise InputError(
+        f"{path}: edgekit run reads images ({', '.join(sorted(IMAGE_SUFFIXES))}), .npy arrays, "
+        "and .wav files for audio models"
+    )
+
+
+def _run_task(model: Any, task: str, path: Path) -> Any:
+    """Input file -> the task head's answer (detections, text boxes, speech segments, ...)."""
+    from edgekit.errors import InputError
+    from edgekit.preprocess import read_image, read_wav, resample
+    from edgekit.tasks import head_for
+
+    if task == "vad":
+        if path.suffix.lower() != ".wav":
+            raise InputError(f"{model.name} is a voice activity model: give it a .wav file")
+        from edgekit.tasks.vad import segments
+
+        samples, rate = read_wav(path)
+        contract_rate = model.manifest.input.sample_rate or 16000
+        return segments(resample(samples, rate, contract_rate), model.run)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise InputError(
+            f"{model.name} ({task}) reads images ({', '.join(sorted(IMAGE_SUFFIXES))}); "
+            "pass --raw to feed a .npy array straight to the model"
+        )
+    head = head_for(model, color_order="RGB")
+    feeds, context = head.prepare(read_image(path, "RGB"))
+    return head.decode(model.run(feeds), context)
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses, arrays and tuples -> JSON-ready values."""
+    import dataclasses
+
+    import numpy as np
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
 
 
 # -- bench ---------------------------------------------------------------------------------------
@@ -316,10 +366,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a model on an input file and print the outputs")
     p.add_argument("model")
-    p.add_argument("--input", required=True, help="an image or a .npy array")
+    p.add_argument("--input", required=True, help="an image, a .wav file or a .npy array")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--top", type=int, default=5, help="classification: how many classes to show")
+    p.add_argument(
+        "--raw", action="store_true", help="print output tensors, not the task head's answer"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_run)
 
