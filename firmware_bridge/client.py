@@ -69,6 +69,7 @@ MAX_RTO = 1.0
 # Losses on a point-to-point link are noise, not congestion: back off gently, so that the
 # expected wait stays finite even when half the frames are damaged.
 RTO_BACKOFF = 1.5
+MAX_BACKOFF = 16.0  # never wait more than this many base timeouts between two attempts
 HOST_RX_WINDOW = 16
 
 
@@ -376,6 +377,7 @@ class Bridge:
             sent_at = time.monotonic()
             seq = self._send(Channel.RPC, RpcType.REQUEST, payload, id=call_id)
             rto = self.rtt.rto
+            rto_cap = min(MAX_RTO, rto * MAX_BACKOFF)
             resent = False
             while not pending.event.wait(max(0.0, min(rto, deadline - time.monotonic()))):
                 if time.monotonic() >= deadline:
@@ -398,7 +400,7 @@ class Bridge:
                     flags=Flags.RESEND,
                     flush=True,
                 )
-                rto = min(rto * RTO_BACKOFF, MAX_RTO)
+                rto = min(rto * RTO_BACKOFF, rto_cap)
             if not resent and pending.error is None:  # Karn: only unambiguous samples
                 self.rtt.sample(time.monotonic() - sent_at)
         finally:

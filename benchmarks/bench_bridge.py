@@ -1,0 +1,318 @@
+"""firmware_bridge against the raw pseudo-terminal, side by side in one process.
+
+    python benchmarks/bench_bridge.py [--seconds 60] [--fault-rpcs 10000] [--quick]
+
+Measures, against the C virtual device (built on first use):
+  * bulk upload throughput vs raw pty throughput (target ratio >= 0.85)
+  * RPC round trip (sys.ping, 64 B) vs a raw 64-byte echo over a pty (target ratio <= 1.5)
+  * a 1 kHz IMU stream for --seconds: loss and latency p99
+  * framing overhead in bytes per payload byte
+  * bulk goodput through the fault proxy paced at 921600 baud (target >= 0.97 of line rate)
+  * --fault-rpcs calls through the proxy at 1% faults per byte, each checked
+Prints a markdown table and the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pty
+import select
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import tty
+from pathlib import Path
+
+import serial
+
+from firmware_bridge import Bridge
+from firmware_bridge.framing import encode_frame
+from firmware_bridge.messages import BULK_DATA_HEADER, Channel, Header, RpcType
+from firmware_bridge.proxy import FaultProxy
+from firmware_bridge.virtual import VirtualDeviceApi, start_virtual_device
+
+Row = tuple[str, str, str, str]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+# --- raw baselines -------------------------------------------------------------------------
+
+
+def raw_pty_throughput(total: int, chunk: int = 4096) -> float:
+    """Bytes/s through one pty pair: a writer thread on the master, pyserial on the slave."""
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    port = serial.Serial(os.ttyname(slave), timeout=0.5)
+    block = os.urandom(chunk)
+
+    def writer() -> None:
+        sent = 0
+        while sent < total:
+            sent += os.write(master, block[: min(chunk, total - sent)])
+
+    thread = threading.Thread(target=writer)
+    start = time.perf_counter()
+    thread.start()
+    got = 0
+    while got < total:
+        data = port.read(max(1, min(port.in_waiting, total - got)))
+        if not data:
+            break
+        got += len(data)
+    elapsed = time.perf_counter() - start
+    thread.join()
+    port.close()
+    os.close(master)
+    os.close(slave)
+    return got / elapsed
+
+
+def raw_echo_rtts(count: int, size: int = 64) -> list[float]:
+    """Round trips of `size` bytes: pyserial on the slave, os.read/os.write echo on the master."""
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    port = serial.Serial(os.ttyname(slave), timeout=1)
+    stop = threading.Event()
+
+    def echo() -> None:
+        while not stop.is_set():
+            ready, _, _ = select.select([master], [], [], 0.05)
+            if ready:
+                os.write(master, os.read(master, 4096))
+
+    thread = threading.Thread(target=echo)
+    thread.start()
+    payload = os.urandom(size)
+    rtts = []
+    for _ in range(count):
+        start = time.perf_counter()
+        port.write(payload)
+        got = b""
+        while len(got) < size:
+            got += port.read(size - len(got))
+        rtts.append(time.perf_counter() - start)
+    stop.set()
+    thread.join()
+    port.close()
+    os.close(master)
+    os.close(slave)
+    return rtts
+
+
+# --- bridge measurements -------------------------------------------------------------------
+
+
+def bulk_throughput(url: str, frame_limit: int, total: int, repeats: int) -> float:
+    """Payload bytes/s of fw0 uploads (fresh data each time: the same image would resume)."""
+    with Bridge.open(url, timeout=5, frame_limit=frame_limit) as bridge:
+        bridge.upload("fw0", os.urandom(total))  # warm up
+        seconds = []
+        for _ in range(repeats):
+            result = bridge.upload("fw0", os.urandom(total))
+            assert result.resumed_from == 0
+            seconds.append(result.seconds)
+        assert VirtualDeviceApi(bridge).fw_slot().valid
+    return total / statistics.median(seconds)
+
+
+def rpc_rtts(url: str, count: int, size: int = 64) -> list[float]:
+    payload = os.urandom(size)
+    with Bridge.open(url, timeout=5) as bridge:
+        for _ in range(50):
+            bridge.ping(payload)
+        return [bridge.ping(payload) for _ in range(count)]
+
+
+def imu_stream(url: str, seconds: float) -> dict[str, float]:
+    with Bridge.open(url, timeout=5) as bridge:
+        stream = bridge.subscribe("imu", 1000, maxlen=1 << 20)
+        time.sleep(seconds)
+        stats = stream.stats()
+        stream.close()
+    expected = seconds * 1000
+    return {
+        "samples": stats.samples,
+        "frames": stats.received,
+        "lost": stats.lost,
+        "overruns": stats.overruns,
+        "rate": stats.samples / seconds,
+        "completeness": stats.samples / expected,
+        "p50": stats.latency_p50_us or 0.0,
+        "p99": stats.latency_p99_us or 0.0,
+    }
+
+
+def overhead(payload: int, extra_header: int = 0) -> float:
+    """Wire bytes that are not payload, per payload byte, for one frame."""
+    wire = len(encode_frame(Header.make(Channel.RPC, RpcType.REQUEST), os.urandom(payload)))
+    return (wire - payload + extra_header) / payload
+
+
+def paced_goodput(url: str, tmp: Path, baud: int, total: int) -> float:
+    with (
+        FaultProxy(url, baud=baud, link=tmp / "paced") as proxy,
+        Bridge.open(proxy.url, timeout=5) as bridge,
+    ):
+        result = bridge.upload("fw0", os.urandom(total), timeout=120)
+    return result.throughput / (baud / 10)
+
+
+def fault_rpcs(url: str, tmp: Path, count: int, rate: float) -> dict[str, float]:
+    with (
+        FaultProxy(url, seed=20261129, link=tmp / "faulty") as proxy,
+        Bridge.open(proxy.url, timeout=5, call_timeout=10) as bridge,
+    ):
+        api = VirtualDeviceApi(bridge)
+        proxy.set_faults("to_device", rate)
+        proxy.set_faults("to_host", rate)
+        start = time.monotonic()
+        wrong = 0
+        last = ""
+        for i in range(count):
+            if i % 5 == 0:
+                last = str(i)
+                api.config_set("n", last)
+            else:
+                payload = i.to_bytes(4, "little") * 8
+                wrong += bridge.call("sys.ping", payload) != payload
+        elapsed = time.monotonic() - start
+        proxy.set_faults("to_device", 0.0)
+        proxy.set_faults("to_host", 0.0)
+        final_ok = api.config_get("n") == last
+        stats = bridge.stats()
+        faults = {k: sum(v.faults.values()) for k, v in proxy.stats().items()}
+    return {
+        "calls": count,
+        "seconds": elapsed,
+        "wrong": wrong,
+        "final_ok": float(final_ok),
+        "retransmits": stats["rpc"]["retransmits"],
+        "failed": stats["rpc"]["failed"],
+        "late": stats["rpc"]["late_responses"],
+        "faults": sum(faults.values()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="IMU stream duration")
+    parser.add_argument("--fault-rpcs", type=int, default=10000)
+    parser.add_argument("--fault-rate", type=float, default=0.01)
+    parser.add_argument("--rpcs", type=int, default=5000, help="round trips per RPC measurement")
+    parser.add_argument("--quick", action="store_true", help="short run for a smoke test")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds, args.fault_rpcs, args.rpcs = 3.0, 300, 500
+    rows: list[Row] = []
+
+    def step(what: str) -> None:
+        print(f"... {what}", file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        total = 256 * 1024
+        step("raw pty throughput")
+        raw_bps = statistics.median(raw_pty_throughput(total * 4) for _ in range(5))
+        step("bulk upload throughput (16 KiB frames)")
+        with start_virtual_device(link=tmp / "big", frame_limit=16384) as dev:
+            bulk_bps = bulk_throughput(dev.url, 16384, total, 9 if not args.quick else 3)
+        with start_virtual_device(link=tmp / "small") as dev:
+            step("bulk upload throughput (1 KiB frames)")
+            bulk_small = bulk_throughput(dev.url, 1024, total, 9 if not args.quick else 3)
+            rows.append(
+                (
+                    "bulk upload fw0, 256 KiB, 16 KiB frames",
+                    f"{bulk_bps / 1e6:.1f} MB/s",
+                    f"raw pty {raw_bps / 1e6:.1f} MB/s: ratio {bulk_bps / raw_bps:.2f}",
+                    ">= 0.85",
+                )
+            )
+            rows.append(
+                (
+                    "bulk upload fw0, 256 KiB, 1 KiB frames",
+                    f"{bulk_small / 1e6:.1f} MB/s",
+                    f"ratio {bulk_small / raw_bps:.2f}",
+                    "",
+                )
+            )
+            step("RPC round trips")
+            raw = raw_echo_rtts(args.rpcs)
+            rpc = rpc_rtts(dev.url, args.rpcs)
+            med_ratio = statistics.median(rpc) / statistics.median(raw)
+            p99_ratio = percentile(rpc, 99) / percentile(raw, 99)
+            rows.append(
+                (
+                    "RPC sys.ping 64 B round trip",
+                    f"median {statistics.median(rpc) * 1e6:.0f} us, "
+                    f"p99 {percentile(rpc, 99) * 1e6:.0f} us",
+                    f"raw echo median {statistics.median(raw) * 1e6:.0f} us, "
+                    f"p99 {percentile(raw, 99) * 1e6:.0f} us: ratio {med_ratio:.2f} / "
+                    f"{p99_ratio:.2f}",
+                    "<= 1.5",
+                )
+            )
+            step(f"IMU stream at 1 kHz for {args.seconds:g} s")
+            imu = imu_stream(dev.url, args.seconds)
+            rows.append(
+                (
+                    f"IMU stream 1 kHz, {args.seconds:g} s",
+                    f"{imu['samples']:.0f} samples in {imu['frames']:.0f} frames, "
+                    f"lost {imu['lost']:.0f}, overruns {imu['overruns']:.0f}",
+                    f"latency p50 {imu['p50']:.0f} us, p99 {imu['p99']:.0f} us; "
+                    f"{imu['completeness'] * 100:.2f}% of the nominal samples",
+                    "no loss",
+                )
+            )
+            for label, size in (("IMU DATA (16 + 12 B)", 28), ("RPC ping 64 B", 66)):
+                rows.append((f"framing overhead, {label}", f"{overhead(size):.3f} B/B", "", ""))
+            bulk_payload = 1024 - 16 - BULK_DATA_HEADER
+            rows.append(
+                (
+                    "framing overhead, bulk 1 KiB frame",
+                    f"{overhead(bulk_payload + BULK_DATA_HEADER, BULK_DATA_HEADER):.3f} B/B",
+                    f"{overhead(16384 - 16 - 4, 4):.4f} B/B with 16 KiB frames",
+                    "",
+                )
+            )
+            step("bulk through the proxy paced at 921600 baud")
+            goodput = paced_goodput(dev.url, tmp, 921600, total)
+            rows.append(
+                (
+                    "bulk fw0 256 KiB via proxy at 921600 baud",
+                    f"{goodput * 92160 / 1e3:.1f} kB/s",
+                    f"{goodput:.3f} of line rate (92.16 kB/s)",
+                    ">= 0.97",
+                )
+            )
+            step(f"{args.fault_rpcs} RPCs through {args.fault_rate:.0%} faults per byte")
+            fr = fault_rpcs(dev.url, tmp, args.fault_rpcs, args.fault_rate)
+            rows.append(
+                (
+                    f"{fr['calls']:.0f} RPCs, {args.fault_rate:.0%} faults/byte each way",
+                    f"{fr['seconds']:.1f} s ({fr['seconds'] / fr['calls'] * 1e3:.1f} ms/call)",
+                    f"wrong {fr['wrong']:.0f}, failed {fr['failed']:.0f}, final state "
+                    f"{'ok' if fr['final_ok'] else 'WRONG'}, {fr['retransmits']:.0f} "
+                    f"retransmits, {fr['late']:.0f} late responses dropped, "
+                    f"{fr['faults']:.0f} faults injected",
+                    "all exactly once",
+                )
+            )
+
+    print("| measurement | firmware_bridge | comparison | target |")
+    print("|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print()
+    print("command: python benchmarks/bench_bridge.py " + " ".join(argv or sys.argv[1:]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
