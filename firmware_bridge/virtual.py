@@ -89,6 +89,8 @@ class VirtualDevice:
     def _drain(self, pipe: IO[bytes]) -> None:
         for raw in iter(pipe.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip()
+            if line.startswith(("serial://", "tcp://")):
+                self.device_url = line  # announced again after every replug
             self.output.append(line)
             logger.debug("bridge-virtual: %s", line)
 

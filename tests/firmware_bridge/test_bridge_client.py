@@ -225,3 +225,28 @@ def test_forged_response_changes_no_host_state(sim: SimPtyServer) -> None:
         with pytest.raises(BridgeTimeout):
             bridge.call("sys.ping", b"real", timeout=0.6)
         assert bridge.stats()["auth_rejected"] >= 1
+
+
+def test_hostile_bytes_from_the_device_change_nothing(sim: SimPtyServer) -> None:
+    lines: list[str] = []
+    with Bridge.open(sim.url, timeout=2, on_console=lines.append) as bridge:
+        info = bridge.info
+        bad_hello = encode_frame(Header.make(Channel.CONTROL, ControlType.HELLO), b"\x01\x00\xff")
+        unknown_channel = encode_frame(Header.make(9, 1), b"???")
+        stray_response = encode_frame(
+            Header.make(Channel.RPC, RpcType.RESPONSE, id=0xDEAD), pack_response(0, b"")
+        )
+        short_response = encode_frame(Header.make(Channel.RPC, RpcType.RESPONSE, id=1), b"\x00")
+        noise = bytes(range(1, 256)) * 40  # one long run without a delimiter: oversize
+        sim.inject(bad_hello + unknown_channel + stray_response + short_response + noise + b"\x00")
+        sim.inject(b"\x00" * 100 + b"\xff\xfe\xfd\x00" + b"ok after all that\n")
+        assert bridge.ping(b"still fine") < 1
+        deadline = time.monotonic() + 2
+        while not lines and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stats = bridge.stats()
+        assert bridge.info == info, "a malformed HELLO must not replace the session"
+        assert stats["decoder"]["oversize"] >= 1 and stats["decoder"]["cobs_errors"] >= 1
+        assert stats["rpc"]["late_responses"] >= 1
+        assert lines == ["ok after all that"]
+        assert bridge.connected

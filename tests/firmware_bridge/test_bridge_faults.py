@@ -150,3 +150,18 @@ def test_proxy_rejects_bad_settings(vdev: VirtualDevice) -> None:
         FaultInjector(1.5)
     with pytest.raises(BridgeError, match="unknown fault kinds"):
         FaultInjector(0.1, kinds=("melt",))
+
+
+def test_upload_resumes_after_replug(vdev: VirtualDevice, tmp_path: Path) -> None:
+    image = os.urandom(200 * 1024)
+    with (
+        FaultProxy(vdev.url, baud=2_000_000, link=tmp_path / "proxy") as proxy,
+        Bridge.open(proxy.url, timeout=5) as bridge,
+    ):
+        first_url = vdev.device_url
+        threading.Timer(0.4, vdev.replug).start()
+        result = bridge.upload("fw0", image, timeout=30)
+        slot = VirtualDeviceApi(bridge).fw_slot()
+    assert result.reconnects == 1 and result.resumed_from > 0
+    assert slot.valid and slot.size == len(image)
+    assert vdev.device_url != first_url or proxy.replugs == 1
