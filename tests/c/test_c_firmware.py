@@ -607,13 +607,23 @@ def test_authentication(virtual_binary: Path) -> None:
         dev.close()
 
 
-def test_bad_command_lines_are_refused(virtual_binary: Path) -> None:
-    for args in (["--frame-limit", "10"], ["--uid", "xyz"], ["--tcp", "70000"], ["--bogus", "1"]):
+def test_bad_command_lines_are_refused(virtual_binary: Path, tmp_path: Path) -> None:
+    precious = tmp_path / "notes.txt"
+    precious.write_text("keep me")
+    for args in (
+        ["--frame-limit", "10"],
+        ["--uid", "xyz"],
+        ["--tcp", "70000"],
+        ["--bogus", "1"],
+        ["--auth-key", "0g"],
+        ["--link", str(precious)],
+    ):
         proc = subprocess.run(
             [str(virtual_binary), *args], capture_output=True, text=True, timeout=10, check=False
         )
         assert proc.returncode == 2 and proc.stdout == "", args
         assert "bridge-virtual:" in proc.stderr
+    assert precious.read_text() == "keep me"
 
 
 def test_usb_sized_frames(virtual_binary: Path) -> None:

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -640,11 +641,20 @@ int main(int argc, char **argv)
         if (strcmp(a, "--pty") == 0) {
             continue;
         }
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            printf("usage: bridge-virtual [--pty] [--link PATH] [--tcp PORT] [--uid HEX] "
+                   "[--auth-key HEX] [--frame-limit N]\n");
+            return 0;
+        }
         if (v == NULL) {
             return usage("missing value or unknown option");
         }
         i++;
         if (strcmp(a, "--link") == 0) {
+            struct stat st;
+            if (lstat(v, &st) == 0 && !S_ISLNK(st.st_mode)) {
+                return usage("--link PATH exists and is not a symlink; refusing to replace it");
+            }
             dev.link_path = v;
         } else if (strcmp(a, "--tcp") == 0) {
             tcp_port = strtol(v, &end, 10);
