@@ -13,6 +13,7 @@ from .errors import (
     FrameError,
     ProtocolError,
     RemoteError,
+    ResetFailed,
     TransportUnavailable,
 )
 from .framing import Frame, FrameDecoder, encode_frame
@@ -34,6 +35,7 @@ __all__ = [
     "FrameError",
     "ProtocolError",
     "RemoteError",
+    "ResetFailed",
     "Sample",
     "Status",
     "Stream",

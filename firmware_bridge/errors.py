@@ -11,6 +11,7 @@ __all__ = [
     "FrameError",
     "ProtocolError",
     "RemoteError",
+    "ResetFailed",
     "TransportUnavailable",
 ]
 
@@ -45,6 +46,10 @@ class AuthError(BridgeError):
 
 class TransportUnavailable(BridgeError):
     """A transport needs an optional dependency that is missing, or its scheme is unknown."""
+
+
+class ResetFailed(BridgeError):
+    """A reset strategy could not drive the port's DTR/RTS lines."""
 
 
 class RemoteError(BridgeError):

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..errors import BridgeError
+from ..errors import BridgeError, ResetFailed
 from .base import SupportsModemLines, Transport
 
 __all__ = ["RESET_STRATEGIES", "LineSequence", "NoReset", "ResetStrategy", "get_reset_strategy"]
@@ -43,7 +43,7 @@ class LineSequence:
 
     def reset(self, transport: Transport) -> None:
         if not isinstance(transport, SupportsModemLines):
-            raise BridgeError(
+            raise ResetFailed(
                 f"reset strategy {self.name!r} needs DTR/RTS lines, which {transport.url} "
                 "does not have; open it with reset='none'"
             )

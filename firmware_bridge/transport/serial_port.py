@@ -8,7 +8,13 @@ import os
 import select
 from typing import Any
 
-from ..errors import BridgeTimeout, DeviceNotFound, Disconnected, TransportUnavailable
+from ..errors import (
+    BridgeTimeout,
+    DeviceNotFound,
+    Disconnected,
+    ResetFailed,
+    TransportUnavailable,
+)
 from ..messages import DEFAULT_FRAME_LIMIT
 from .base import ParsedUrl
 
@@ -83,7 +89,7 @@ class SerialTransport:
         try:
             setattr(self._port, attr, level)
         except (OSError, self._serial.SerialException) as e:
-            raise Disconnected(
+            raise ResetFailed(
                 f"Setting {label} is not supported for port {self.url} ({e}); "
                 "open it with reset='none' and reset the board by hand"
             ) from e
