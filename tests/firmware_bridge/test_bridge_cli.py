@@ -74,3 +74,33 @@ def test_python_dash_m_entry_point() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert isinstance(json.loads(proc.stdout), list)
+
+
+def test_bridge_virtual_serves_until_interrupted(virtual_binary: Path) -> None:
+    import os
+    import selectors
+    import signal
+
+    from firmware_bridge import Bridge
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "firmware_bridge", "bridge", "virtual"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            assert sel.select(timeout=20), "no URL line within 20 s"
+        url = proc.stdout.readline().strip()
+        assert url.startswith("serial:///dev/")
+        with Bridge.open(url, timeout=3) as bridge:
+            assert bridge.call("sys.ping", b"cli") == b"cli"
+        os.kill(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
