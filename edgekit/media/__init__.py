@@ -8,7 +8,20 @@ imported only when a source that needs them is opened.
 
 from __future__ import annotations
 
-from edgekit.media.base import Frame, FrameGrabber, FrameSource, SourceStats, SourceURL
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from edgekit.media.base import (
+    AudioChunk,
+    AudioSink,
+    AudioSource,
+    Frame,
+    FrameGrabber,
+    FrameSource,
+    Playback,
+    SourceStats,
+    SourceURL,
+)
 from edgekit.media.capture import CaptureSource
 from edgekit.media.errors import (
     AudioDeviceError,
@@ -33,9 +46,36 @@ from edgekit.media.registry import (
     unregister_source,
 )
 
+if TYPE_CHECKING:
+    from edgekit.media.audio import AudioStats, Microphone, PlaybackHandle, Speaker
+    from edgekit.media.wav import WavSink, WavSource
+
+_LAZY = {
+    "AudioStats": "edgekit.media.audio",
+    "Microphone": "edgekit.media.audio",
+    "PlaybackHandle": "edgekit.media.audio",
+    "Speaker": "edgekit.media.audio",
+    "WavSink": "edgekit.media.wav",
+    "WavSource": "edgekit.media.wav",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'edgekit.media' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
+    "AudioChunk",
     "AudioDeviceError",
     "AudioFormatError",
+    "AudioSink",
+    "AudioSource",
+    "AudioStats",
     "CaptureError",
     "CaptureSource",
     "EndOfStream",
@@ -46,12 +86,18 @@ __all__ = [
     "MediaBackendUnavailable",
     "MediaError",
     "MediaTimeout",
+    "Microphone",
+    "Playback",
+    "PlaybackHandle",
     "SourceClosed",
     "SourceNotFound",
     "SourceOpenError",
     "SourceStats",
     "SourceURL",
+    "Speaker",
     "UnknownSourceError",
+    "WavSink",
+    "WavSource",
     "open_grabber",
     "open_source",
     "parse_source_url",

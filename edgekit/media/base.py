@@ -202,3 +202,69 @@ class FrameSource(Protocol):
     def __enter__(self) -> FrameSource: ...
 
     def __exit__(self, *exc: object) -> None: ...
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """Consecutive samples: float32, ``(n,)`` mono or ``(n, channels)``, at ``rate`` Hz.
+
+    ``t_start_ns`` is the ``time.monotonic_ns()`` time of the first sample; ``seq`` counts the
+    chunks a reader got. ``dropped`` is how many samples were lost right before this chunk
+    because the reader fell behind the ring buffer (0 normally).
+    """
+
+    samples: npt.NDArray[np.float32]
+    rate: int
+    t_start_ns: int
+    seq: int
+    dropped: int = 0
+
+    @property
+    def frames(self) -> int:
+        return int(self.samples.shape[0])
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.rate
+
+    @property
+    def t_end_ns(self) -> int:
+        return self.t_start_ns + round(self.frames * 1e9 / self.rate)
+
+
+class Playback(Protocol):
+    """A sound being played: ``stop()`` interrupts it (barge-in), ``wait()`` waits for the end."""
+
+    @property
+    def done(self) -> bool: ...
+
+    @property
+    def frames_played(self) -> int: ...
+
+    def stop(self) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+@runtime_checkable
+class AudioSource(Protocol):
+    """Microphones and WAV files: timestamped chunks at the rate asked for."""
+
+    rate: int
+    channels: int
+
+    def read(self, n_samples: int, timeout: float | None = None) -> AudioChunk: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class AudioSink(Protocol):
+    """Speakers and WAV files: ``play`` converts the rate if needed and returns a handle."""
+
+    rate: int
+    channels: int
+
+    def play(self, samples: npt.ArrayLike, rate: int | None = None) -> Playback: ...
+
+    def close(self) -> None: ...
