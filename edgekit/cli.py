@@ -14,8 +14,6 @@ from typing import Any
 
 from edgekit.errors import EdgekitError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
-
 
 def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
@@ -156,6 +154,7 @@ def _raw_feeds(model: Any, path: Path) -> Any:
     import numpy as np
 
     from edgekit.errors import InputError
+    from edgekit.preprocess import IMAGE_SUFFIXES
 
     suffix = path.suffix.lower()
     if suffix == ".npy":
@@ -179,7 +178,7 @@ def _raw_feeds(model: Any, path: Path) -> Any:
 def _run_task(model: Any, task: str, path: Path) -> Any:
     """Input file -> the task head's answer (detections, text boxes, speech segments, ...)."""
     from edgekit.errors import InputError
-    from edgekit.preprocess import read_image, read_wav, resample
+    from edgekit.preprocess import IMAGE_SUFFIXES, read_image, read_wav, resample
     from edgekit.tasks import head_for
 
     if task == "vad":
@@ -309,6 +308,89 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+# -- quantize ------------------------------------------------------------------------------------
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from edgekit.quantize import Recipe, quantize
+
+    size = None
+    if args.size:
+        try:
+            height, width = (int(v) for v in args.size.lower().split("x"))
+        except ValueError:
+            raise EdgekitError(
+                f"--size takes HEIGHTxWIDTH, e.g. 320x320, not {args.size!r}"
+            ) from None
+        size = (height, width)
+    recipe = None
+    if not args.search:
+        recipe = Recipe(
+            mode=args.mode,
+            format=args.format,
+            activations=args.activations,
+            weights=args.weights,
+            per_channel=not args.per_tensor,
+            method=args.method,
+            reduce_range=args.reduce_range,
+            exclude=tuple(args.exclude or ()),
+        )
+    say = (lambda text: None) if args.json else (lambda text: print(text, flush=True))
+    result = quantize(
+        args.model,
+        args.calib,
+        recipe=recipe,
+        search=args.search,
+        max_drop=args.max_drop,
+        output=args.out,
+        count=args.count,
+        held_out=args.held_out,
+        size=size,
+        threads=tuple(args.threads or [1]),
+        progress=say,
+    )
+    if args.json:
+        _print_json(
+            {
+                "message": result.message,
+                "used_float": result.used_float,
+                "path": str(result.path),
+                "manifest": str(result.manifest_path) if result.manifest_path else None,
+                "recipe": result.recipe.as_dict() if result.recipe else None,
+                "report": result.report.as_dict() if result.report else None,
+                "kept_float": [list(k) for k in result.kept_float],
+                "notes": list(result.notes),
+                "candidates": [
+                    {
+                        "recipe": c.recipe.label,
+                        "passed": c.passed,
+                        "reason": c.reason,
+                        "report": c.report.as_dict(),
+                    }
+                    for c in result.candidates
+                ],
+            }
+        )
+        return 0 if not result.used_float else 3
+    print()
+    for note in result.notes:
+        print(f"note: {note}")
+    if result.candidates and args.search:
+        print(f"{'recipe':<48} {'metric':>8} {'speed':>6}  verdict")
+        for c in result.candidates:
+            verdict = "pass" if c.passed else c.reason
+            print(f"{c.recipe.label[:48]:<48} {c.report.metric:>8.4f} {c.report.speedup:>5.2f}x  "
+                  f"{verdict}")  # fmt: skip
+    print(result.message)
+    if result.report is not None:
+        print(result.report.describe())
+    for name, cost in result.kept_float:
+        print(f"  kept in float: {name} (SQNR loss {cost:.1f} dB)")
+    if result.used_float:
+        print(f"the float model stays: {result.path}")
+        return 3
+    print(f"wrote {result.path} and {result.manifest_path}")
+    return 0
+
+
 # -- doctor --------------------------------------------------------------------------------------
 def cmd_doctor(args: argparse.Namespace) -> int:
     from edgekit.doctor import run_checks
@@ -392,6 +474,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="fetch again even if cached")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser(
+        "quantize", help="post-training quantization, checked for accuracy and speed"
+    )
+    p.add_argument("model", help="an ONNX model: manifest name or path")
+    p.add_argument(
+        "--calib",
+        required=True,
+        help="image folder, video file, WAV folder, .npy/.npz files, or a source URL (cam:0)",
+    )
+    p.add_argument("--mode", choices=["static", "dynamic", "fp16"], default="static")
+    p.add_argument("--format", choices=["qdq", "qoperator"], default="qdq")
+    p.add_argument("--activations", choices=["u8", "s8"], default="u8")
+    p.add_argument("--weights", choices=["u8", "s8"], default="s8")
+    p.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel")
+    p.add_argument("--method", choices=["minmax", "entropy", "percentile"], default="minmax")
+    p.add_argument("--reduce-range", action="store_true", help="7-bit weights (older x86)")
+    p.add_argument("--exclude", action="append", help="a node to keep in float (repeatable)")
+    p.add_argument(
+        "--max-drop",
+        type=float,
+        default=None,
+        help="accuracy budget: largest acceptable fall of the task metric (0.01 = 1%%)",
+    )
+    p.add_argument(
+        "--search", action="store_true", help="try all recipes, keep the fastest passing"
+    )
+    p.add_argument("--out", help="output .onnx path (a manifest .toml is written beside it)")
+    p.add_argument("--count", type=int, default=32, help="calibration samples")
+    p.add_argument("--held-out", type=int, default=16, help="samples for the accuracy check")
+    p.add_argument("--size", help="HEIGHTxWIDTH for models with dynamic image inputs")
+    p.add_argument("--threads", type=int, action="append", help="thread counts to time with")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("doctor", help="check what this machine can run, with fixes")
     p.add_argument("--json", action="store_true")

@@ -53,6 +53,7 @@ TOP_KEYS: dict[str, type] = {
     "input": dict,
     "output": dict,
     "head": dict,
+    "quantization": dict,
 }
 REQUIRED = ("name", "format", "source", "license")
 INPUT_KEYS: dict[str, type] = {
@@ -161,6 +162,7 @@ class Manifest:
     input: InputContract = field(default_factory=InputContract)
     output: OutputContract = field(default_factory=OutputContract)
     head: dict[str, Any] = field(default_factory=dict)
+    quantization: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
     @property
@@ -239,6 +241,7 @@ class Manifest:
             input=contract_in,
             output=contract_out,
             head=dict(data.get("head", {})),
+            quantization=dict(data.get("quantization", {})),
             path=path,
         )
 

@@ -18,6 +18,8 @@ from edgekit.errors import BackendUnavailable, InputError
 from edgekit.manifest import InputContract
 from edgekit.tensor import TensorSpec
 
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
+
 
 @dataclass(frozen=True)
 class Letterbox:

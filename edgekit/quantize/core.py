@@ -1,0 +1,360 @@
+"""Post-training quantization of ONNX models, gated by accuracy and by speed on this device."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekit.errors import EdgekitError
+from edgekit.quantize.calibration import CalibrationData, Feeds
+from edgekit.quantize.prepare import import_quantization, prepare
+from edgekit.quantize.recipes import CANDIDATES, ORT_DEFAULT, Recipe
+from edgekit.quantize.report import (
+    AccuracyReport,
+    Latency,
+    Outputs,
+    interleaved_latency,
+    metric_for,
+    run_all,
+    tensor_agreement,
+)
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+class QuantizationError(EdgekitError):
+    """A recipe could not produce a working model."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    recipe: Recipe
+    path: Path
+    report: AccuracyReport
+    passed: bool
+    reason: str = ""
+    kept_float: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class QuantizeResult:
+    """What quantization produced: the chosen model (or the float one) and the evidence."""
+
+    path: Path
+    recipe: Recipe | None
+    report: AccuracyReport | None
+    candidates: tuple[Candidate, ...] = ()
+    kept_float: tuple[tuple[str, float], ...] = ()
+    notes: tuple[str, ...] = ()
+    used_float: bool = False
+    manifest_path: Path | None = None
+    message: str = ""
+
+
+@dataclass
+class Job:
+    """One float model, its calibration data, and the quantized models built from it."""
+
+    source: Path
+    data: CalibrationData
+    manifest: Any = None
+    threads: Sequence[int] = (1,)
+    progress: Progress | None = None
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="edgekit-q-")))
+    notes: list[str] = field(default_factory=list)
+    _prepared: Path | None = None
+    _reference: Outputs | None = None
+    _built: int = 0
+
+    def say(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress(text)
+        log.info("%s", text)
+
+    @property
+    def prepared(self) -> Path:
+        if self._prepared is None:
+            self._prepared, notes = prepare(self.source, self.workdir)
+            self.notes.extend(notes)
+        return self._prepared
+
+    def load(self, path: Path, threads: int = 1) -> Any:
+        from edgekit.model import load
+
+        return load(path, num_threads=threads)
+
+    @property
+    def reference(self) -> Outputs:
+        if self._reference is None:
+            self._reference = run_all(self.load(self.source), self.data.held_out)
+        return self._reference
+
+    # -- building ------------------------------------------------------------------------------
+    def build(self, recipe: Recipe) -> Path:
+        q = import_quantization()
+        self._built += 1
+        out = self.workdir / f"candidate-{self._built}.onnx"
+        types = {"u8": q.QuantType.QUInt8, "s8": q.QuantType.QInt8}
+        try:
+            if recipe.mode == "static":
+                method = {
+                    "minmax": q.CalibrationMethod.MinMax,
+                    "entropy": q.CalibrationMethod.Entropy,
+                    "percentile": q.CalibrationMethod.Percentile,
+                }[recipe.method]
+                q.quantize_static(
+                    str(self.prepared),
+                    str(out),
+                    _Reader(self.data.calibration),
+                    quant_format=q.QuantFormat.QDQ
+                    if recipe.format == "qdq"
+                    else q.QuantFormat.QOperator,
+                    per_channel=recipe.per_channel,
+                    reduce_range=recipe.reduce_range,
+                    activation_type=types[recipe.activations],
+                    weight_type=types[recipe.weights],
+                    nodes_to_exclude=list(recipe.exclude),
+                    calibrate_method=method,
+                    calibration_cache_path=str(self.workdir / f"ranges-{recipe.method}.json"),
+                )
+            elif recipe.mode == "dynamic":
+                q.quantize_dynamic(
+                    str(self.prepared),
+                    str(out),
+                    weight_type=types[recipe.weights],
+                    per_channel=recipe.per_channel,
+                    nodes_to_exclude=list(recipe.exclude),
+                )
+            else:
+                _to_fp16(self.prepared, out)
+        except Exception as e:  # the quantizer raises plain Exceptions and ValueErrors
+            raise QuantizationError(f"{recipe.label}: onnxruntime could not quantize: {e}") from e
+        return out
+
+    # -- measuring -----------------------------------------------------------------------------
+    def evaluate(self, path: Path, with_latency: bool = True) -> AccuracyReport:
+        metric_name, metric = metric_for(self.manifest)
+        try:
+            quantized = self.load(path)
+            outputs = run_all(quantized, self.data.held_out)
+        except EdgekitError as e:
+            raise QuantizationError(f"the quantized model does not run: {e}") from e
+        latency: list[Latency] = []
+        if with_latency:
+            for threads in self.threads:
+                f_ms, q_ms = interleaved_latency(
+                    self.load(self.source, threads), self.load(path, threads), self.data.held_out
+                )
+                latency.append(Latency(threads, f_ms, q_ms))
+        return AccuracyReport(
+            metric_name=metric_name,
+            metric=metric(self.reference, outputs, self.manifest),
+            samples=len(self.data.held_out),
+            tensors=tensor_agreement(self.reference, outputs),
+            float_bytes=self.source.stat().st_size,
+            quantized_bytes=path.stat().st_size,
+            latency=tuple(latency),
+        )
+
+    # -- accuracy budget -----------------------------------------------------------------------
+    def sensitivity(self, recipe: Recipe, path: Path, limit: int = 8) -> list[tuple[str, float]]:
+        """Nodes whose quantization costs most: the SQNR their output loses against their input,
+        measured on float and quantized activations of calibration samples (worst first)."""
+        import onnx
+        from onnxruntime.quantization import qdq_loss_debug as debug
+
+        float_aug = self.workdir / "float-aug.onnx"
+        if not float_aug.exists():
+            debug.modify_model_output_intermediate_tensors(str(self.prepared), str(float_aug))
+        quant_aug = self.workdir / "quant-aug.onnx"
+        debug.modify_model_output_intermediate_tensors(str(path), str(quant_aug))
+        samples = self.data.calibration[: max(1, min(8, len(self.data.calibration)))]
+        float_acts = debug.collect_activations(str(float_aug), _Reader(samples))
+        quant_acts = debug.collect_activations(str(quant_aug), _Reader(samples))
+        errors = debug.compute_activation_error(
+            debug.create_activation_matching(quant_acts, float_acts)
+        )
+        sqnr = {name: float(e["xmodel_err"]) for name, e in errors.items() if "xmodel_err" in e}
+        graph = onnx.load(str(self.prepared)).graph
+        costs: list[tuple[str, float]] = []
+        for node in graph.node:
+            if node.name in recipe.exclude or not node.name:
+                continue
+            outs = [sqnr[o] for o in node.output if o in sqnr]
+            ins = [sqnr[i] for i in node.input if i in sqnr]
+            if not outs:
+                continue
+            before = min(ins) if ins else 60.0
+            costs.append((node.name, before - min(outs)))
+        costs.sort(key=lambda c: -c[1])
+        return [c for c in costs if c[1] > 0][:limit]
+
+    def within_budget(
+        self, recipe: Recipe, max_drop: float, rounds: int = 4, per_round: int = 4
+    ) -> tuple[Recipe, Path, AccuracyReport, list[tuple[str, float]]]:
+        """Build ``recipe``; while it misses the budget, keep its costliest nodes in float."""
+        path = self.build(recipe)
+        report = self.evaluate(path, with_latency=False)
+        kept: list[tuple[str, float]] = []
+        for round_number in range(rounds):
+            if report.drop <= max_drop or recipe.mode != "static":
+                break
+            worst = self.sensitivity(recipe, path, per_round)
+            if not worst:
+                break
+            kept.extend(worst)
+            recipe = recipe.with_exclusions(tuple(name for name, _ in worst))
+            self.say(
+                f"  budget round {round_number + 1}: {report.metric_name} {report.metric:.4f} "
+                f"misses the budget; keeping {', '.join(n for n, _ in worst)} in float"
+            )
+            path = self.build(recipe)
+            report = self.evaluate(path, with_latency=False)
+        return recipe, path, self.evaluate(path), kept
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader over a list of feeds."""
+
+    def __init__(self, feeds: Sequence[Feeds]) -> None:
+        self._feeds = list(feeds)
+        self._iter: Iterator[Feeds] = iter(self._feeds)
+
+    def get_next(self) -> Feeds | None:
+        return next(self._iter, None)
+
+    def rewind(self) -> None:
+        self._iter = iter(self._feeds)
+
+    def __len__(self) -> int:
+        return len(self._feeds)
+
+
+def _to_fp16(source: Path, out: Path) -> None:
+    import onnx
+
+    try:
+        from onnxruntime.transformers import float16
+    except ImportError as e:
+        raise QuantizationError(f"fp16 conversion needs onnxruntime.transformers: {e}") from e
+    model = float16.convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
+    onnx.save(model, str(out))
+
+
+def _passes(report: AccuracyReport, max_drop: float) -> tuple[bool, str]:
+    if report.drop > max_drop:
+        return False, f"{report.metric_name} {report.metric:.4f} misses the budget ({max_drop})"
+    if report.speedup < 1.0:
+        return False, f"slower than float ({report.speedup:.2f}x)"
+    return True, ""
+
+
+def _verdict(best: Candidate, search: bool) -> str:
+    text = f"chose {best.recipe.label}" if search else f"built {best.recipe.label}"
+    problems = []
+    if best.report.speedup and best.report.speedup < 1.0:
+        problems.append(f"it is SLOWER than the float model ({best.report.speedup:.2f}x)")
+    if best.report.drop > 0.01:
+        problems.append(
+            f"its {best.report.metric_name} is only {best.report.metric:.4f} against the float "
+            "model"
+        )
+    if problems:
+        text += "; WARNING: " + " and ".join(problems) + " (try --search, or --max-drop)"
+    return text
+
+
+def quantize_model(
+    source: Path,
+    data: CalibrationData,
+    *,
+    manifest: Any = None,
+    recipe: Recipe | None = None,
+    search: bool = False,
+    max_drop: float | None = None,
+    threads: Sequence[int] = (1,),
+    progress: Progress | None = None,
+    keep_workdir: bool = False,
+) -> tuple[QuantizeResult, Job]:
+    """Quantize ``source``; with ``search``, try every candidate recipe and keep the fastest that
+    passes the budget and beats the float model, or keep the float model and say so."""
+    job = Job(source, data, manifest=manifest, threads=threads, progress=progress)
+    recipes = list(CANDIDATES) if search else [recipe or Recipe()]
+    budget = 0.01 if max_drop is None and search else max_drop
+    candidates: list[Candidate] = []
+    try:
+        for index, candidate in enumerate(recipes, 1):
+            job.say(f"[{index}/{len(recipes)}] {candidate.label}")
+            try:
+                if budget is not None:
+                    final, path, report, kept = job.within_budget(candidate, budget)
+                else:
+                    final, path, kept = candidate, job.build(candidate), []
+                    report = job.evaluate(path)
+            except QuantizationError as e:
+                job.say(f"  failed: {e}")
+                continue
+            ok, reason = _passes(report, budget) if budget is not None else (True, "")
+            candidates.append(Candidate(final, path, report, ok, reason, tuple(kept)))
+            job.say(
+                f"  {report.metric_name} {report.metric:.4f}, {report.speedup:.2f}x vs float"
+                + (f" -> rejected: {reason}" if not ok else "")
+            )
+    finally:
+        if not keep_workdir and not candidates:
+            shutil.rmtree(job.workdir, ignore_errors=True)
+    passing = [c for c in candidates if c.passed]
+    if not passing:
+        message = (
+            "no recipe passed"
+            + (f" the {budget} budget and beat the float model" if budget is not None else "")
+            + ": keeping the float model"
+        )
+        return (
+            QuantizeResult(
+                path=source,
+                recipe=None,
+                report=None,
+                candidates=tuple(candidates),
+                notes=tuple(job.notes),
+                used_float=True,
+                message=message,
+            ),
+            job,
+        )
+    best = max(passing, key=lambda c: c.report.speedup)
+    return (
+        QuantizeResult(
+            path=best.path,
+            recipe=best.recipe,
+            report=best.report,
+            candidates=tuple(candidates),
+            kept_float=best.kept_float,
+            notes=tuple(job.notes),
+            message=_verdict(best, search),
+        ),
+        job,
+    )
+
+
+def sha256_file(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+__all__ = [
+    "ORT_DEFAULT",
+    "Candidate",
+    "Job",
+    "QuantizationError",
+    "QuantizeResult",
+    "quantize_model",
+]
