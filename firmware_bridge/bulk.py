@@ -1,14 +1,20 @@
-"""Bulk uploads: receiver-driven window, resume by offset, end-to-end SHA-256 (protocol 6)."""
+"""Bulk uploads: receiver-driven window, resume by offset, end-to-end SHA-256 (protocol 6).
+
+The sender's window logic runs where the WINDOW arrives (the bridge's reader thread), so new
+credit turns into DATA frames without a thread switch; the uploading thread only waits for END,
+resends after silence and resumes after a reconnect.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import BridgeError, BridgeTimeout, Disconnected, ProtocolError, RemoteError
 from .messages import (
@@ -30,6 +36,15 @@ logger = logging.getLogger(__name__)
 
 RESEND_AFTER = 0.25
 REWIND_HOLDOFF = 0.02
+Progress = Callable[[int, int], None]
+
+
+class TransferSink(Protocol):
+    """Receives the bulk frames of one transfer id (called from the bridge's reader thread)."""
+
+    def deliver(self, msg_type: int, payload: bytes) -> None: ...
+
+    def fail(self, error: BridgeError) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -48,11 +63,100 @@ class UploadResult:
         return self.size / self.seconds if self.seconds > 0 else float("inf")
 
 
+class _Sender:
+    """Window state of one BEGIN..END exchange."""
+
+    def __init__(self, bridge: Bridge, tid: int, name: str, data: bytes, digest: bytes) -> None:
+        self.bridge = bridge
+        self.tid = tid
+        self.name = name
+        self.data = data
+        self.view = memoryview(data)
+        self.chunk = bridge.max_payload - BULK_DATA_HEADER
+        if self.chunk <= 0:
+            raise ProtocolError(f"session frame limit {bridge.session_frame_limit} is too small")
+        self.begin = pack_begin(len(data), digest, name)
+        self.events: queue.SimpleQueue[tuple[int, bytes] | BridgeError] = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.first_offset = -1
+        self.acked = 0
+        self.limit = 0
+        self.next_offset = 0
+        self.last_window = -1
+        self.last_rewind = 0.0
+        self.rewinds = 0
+        self.heard = threading.Event()
+
+    # --- reader thread ----------------------------------------------------------------
+
+    def deliver(self, msg_type: int, payload: bytes) -> None:
+        self.heard.set()
+        if msg_type != BulkType.WINDOW:
+            self.events.put((msg_type, payload))
+            return
+        try:
+            offset, credit = unpack_window(payload)
+            self._on_window(offset, credit)
+        except BridgeError as e:
+            self.events.put(e)
+
+    def fail(self, error: BridgeError) -> None:
+        self.events.put(error)
+
+    def _on_window(self, offset: int, credit: int) -> None:
+        total = len(self.data)
+        if offset > total:
+            raise ProtocolError(f"upload {self.name!r}: device asks for offset {offset} > {total}")
+        with self.lock:
+            if self.first_offset < 0:
+                self.first_offset = offset
+                self.next_offset = offset
+            elif (
+                offset == self.last_window and time.monotonic() - self.last_rewind > REWIND_HOLDOFF
+            ):
+                # a repeated WINDOW means data went missing: go back to what the device expects
+                self.next_offset = offset
+                self.last_rewind = time.monotonic()
+                self.rewinds += 1
+            self.acked = max(self.acked, offset)
+            self.next_offset = max(self.next_offset, offset)
+            self.last_window = offset
+            self.limit = offset + credit
+            self._send_up_to(min(self.limit, total))
+        self.events.put((BulkType.WINDOW, b""))
+
+    def _send_up_to(self, end: int) -> None:
+        """Send [next_offset, end) (caller holds the lock)."""
+        if self.next_offset >= end:
+            return
+        payloads = [
+            pack_bulk_data(off, bytes(self.view[off : min(off + self.chunk, end)]))
+            for off in range(self.next_offset, end, self.chunk)
+        ]
+        self.bridge._send_batch(Channel.BULK, BulkType.DATA, payloads, id=self.tid)
+        self.next_offset = end
+
+    # --- uploading thread ---------------------------------------------------------------
+
+    def send_begin(self) -> None:
+        self.bridge._send(Channel.BULK, BulkType.BEGIN, self.begin, id=self.tid)
+
+    def resend(self) -> None:
+        """Nothing heard for a while: BEGIN again, or the data from the last acknowledged offset."""
+        with self.lock:
+            if self.first_offset < 0:
+                self.send_begin()
+                return
+            self.next_offset = self.acked
+            self.rewinds += 1
+            self._send_up_to(min(self.limit, len(self.data)))
+
+
 def upload(
     bridge: Bridge,
     name: str,
     data: bytes,
-    progress: Callable[[int, int], None] | None,
+    progress: Progress | None,
     timeout: float,
     sha256: bytes | None = None,
 ) -> UploadResult:
@@ -60,89 +164,59 @@ def upload(
     digest = hashlib.sha256(data).digest() if sha256 is None else sha256
     if len(digest) != 32:
         raise ProtocolError(f"sha256 must be 32 bytes, got {len(digest)}")
-    total = len(data)
     start = time.monotonic()
     deadline = start + timeout
-    resumed_from = -1
     rewinds = 0
     reconnects = 0
     while True:
         bridge.wait_session(max(0.0, deadline - time.monotonic()))
-        tid, inbox = bridge._open_transfer()
+        sender = bridge._open_transfer(lambda tid: _Sender(bridge, tid, name, data, digest))
         try:
-            outcome = _transfer(bridge, tid, inbox, name, data, digest, progress, deadline)
+            _run(sender, progress, deadline)
         except Disconnected as e:
+            rewinds += sender.rewinds
             if time.monotonic() >= deadline or bridge._closed.is_set():
                 raise
             reconnects += 1
             logger.info("upload %s interrupted (%s); resuming after reconnect", name, e)
             continue
         finally:
-            bridge._close_transfer(tid)
-        first_offset, r = outcome
-        rewinds += r
-        if resumed_from < 0:
-            resumed_from = first_offset
+            bridge._close_transfer(sender.tid)
         return UploadResult(
             name,
-            total,
+            len(data),
             digest.hex(),
             time.monotonic() - start,
-            max(0, resumed_from),
-            rewinds,
+            max(0, sender.first_offset),
+            rewinds + sender.rewinds,
             reconnects,
         )
 
 
-def _transfer(
-    bridge: Bridge,
-    tid: int,
-    inbox: queue.SimpleQueue[tuple[int, bytes] | BridgeError],
-    name: str,
-    data: bytes,
-    digest: bytes,
-    progress: Callable[[int, int], None] | None,
-    deadline: float,
-) -> tuple[int, int]:
-    """Run one BEGIN..END exchange; return (first offset the device asked for, rewinds)."""
-    total = len(data)
-    chunk = bridge.max_payload - BULK_DATA_HEADER
-    if chunk <= 0:
-        raise ProtocolError(f"session frame limit {bridge.session_frame_limit} is too small")
-    begin = pack_begin(total, digest, name)
-    bridge._send(Channel.BULK, BulkType.BEGIN, begin, id=tid)
-    first_offset = -1
-    acked = 0
-    limit = 0
-    next_offset = 0
-    last_window = -1
-    last_rewind = 0.0
-    rewinds = 0
-    last_heard = time.monotonic()
+def _run(sender: _Sender, progress: Progress | None, deadline: float) -> None:
+    total = len(sender.data)
+    name = sender.name
+    sender.send_begin()
+    reported = -1
     while True:
         now = time.monotonic()
         if now >= deadline:
             raise BridgeTimeout(
-                f"upload {name!r}: {acked} of {total} bytes acknowledged before the timeout"
+                f"upload {name!r}: {sender.acked} of {total} bytes acknowledged before the timeout"
             )
         try:
-            msg = inbox.get(timeout=min(RESEND_AFTER, deadline - now))
+            msg = sender.events.get(timeout=min(RESEND_AFTER, deadline - now))
         except queue.Empty:
-            # heard nothing: resend BEGIN (lost) or the data from the last acknowledged offset
-            if first_offset < 0:
-                bridge._send(Channel.BULK, BulkType.BEGIN, begin, id=tid)
-            else:
-                next_offset = acked
-                rewinds += 1
-                _send_data(bridge, tid, data, chunk, next_offset, min(limit, total))
-                next_offset = max(next_offset, min(limit, total))
-            if time.monotonic() - last_heard > 5.0:
-                logger.debug("upload %s: nothing heard for 5 s", name)
+            sender.resend()
             continue
         if isinstance(msg, BridgeError):
             raise msg
-        last_heard = time.monotonic()
         msg_type, payload = msg
+        if msg_type == BulkType.WINDOW:
+            if progress is not None and sender.acked > reported:
+                reported = sender.acked
+                progress(reported, total)
+            continue
         if msg_type == BulkType.END:
             status, received = unpack_end(payload)
             if status != Status.OK:
@@ -151,36 +225,4 @@ def _transfer(
                 raise ProtocolError(f"upload {name!r}: device reports {received} of {total} bytes")
             if progress is not None:
                 progress(total, total)
-            return max(first_offset, 0), rewinds
-        if msg_type != BulkType.WINDOW:
-            continue
-        offset, credit = unpack_window(payload)
-        if offset > total:
-            raise ProtocolError(f"upload {name!r}: device asks for offset {offset} > {total}")
-        if first_offset < 0:
-            first_offset = offset
-            next_offset = offset
-        elif offset == last_window and time.monotonic() - last_rewind > REWIND_HOLDOFF:
-            # a repeated WINDOW means data went missing: go back to what the device expects
-            next_offset = offset
-            last_rewind = time.monotonic()
-            rewinds += 1
-        if offset > acked and progress is not None:
-            progress(offset, total)
-        acked = max(acked, offset)
-        next_offset = max(next_offset, offset)
-        last_window = offset
-        limit = offset + credit
-        end = min(limit, total)
-        if next_offset < end:
-            _send_data(bridge, tid, data, chunk, next_offset, end)
-            next_offset = end
-
-
-def _send_data(bridge: Bridge, tid: int, data: bytes, chunk: int, start: int, end: int) -> None:
-    view = memoryview(data)
-    offset = start
-    while offset < end:
-        piece = bytes(view[offset : min(offset + chunk, end)])
-        bridge._send(Channel.BULK, BulkType.DATA, pack_bulk_data(offset, piece), id=tid)
-        offset += len(piece)
+            return

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from . import bulk
 from .auth import SessionAuth, parse_key
@@ -57,6 +57,7 @@ from .transport.reset import ResetStrategy
 logger = logging.getLogger(__name__)
 device_logger = logging.getLogger("firmware_bridge.device")
 
+SinkT = TypeVar("SinkT", bound=bulk.TransferSink)
 LogCallback = Callable[[int, int, str], None]
 ConsoleCallback = Callable[[str], None]
 
@@ -164,7 +165,7 @@ class Bridge:
         self._next_transfer_id = 1
         self._pending: dict[int, _PendingCall] = {}
         self._streams: dict[int, Stream] = {}
-        self._transfers: dict[int, queue.SimpleQueue[tuple[int, bytes] | BridgeError]] = {}
+        self._transfers: dict[int, bulk.TransferSink] = {}
         self._tasks: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._calls = 0
         self._retransmits = 0
@@ -501,13 +502,14 @@ class Bridge:
         """
         return bulk.upload(self, name, data, progress, timeout, sha256)
 
-    def _open_transfer(self) -> tuple[int, queue.SimpleQueue[tuple[int, bytes] | BridgeError]]:
+    def _open_transfer(self, sink_factory: Callable[[int], SinkT]) -> SinkT:
+        """Register the receiver of the frames of a new transfer id (passed to the factory)."""
         with self._lock:
             tid = self._next_transfer_id
             self._next_transfer_id += 1
-            q: queue.SimpleQueue[tuple[int, bytes] | BridgeError] = queue.SimpleQueue()
-            self._transfers[tid] = q
-            return tid, q
+            sink = sink_factory(tid)
+            self._transfers[tid] = sink
+            return sink
 
     def _close_transfer(self, tid: int) -> None:
         with self._lock:
@@ -542,6 +544,23 @@ class Bridge:
             frame = encode_frame(header, payload, trailer, frame_limit=self._session_limit or None)
             transport.write(b"\x00" + frame if flush else frame)
         return seq
+
+    def _send_batch(self, channel: int, msg_type: int, payloads: list[bytes], *, id: int) -> None:
+        """Several frames of one channel in one write (bulk data: fewer syscalls and wakeups)."""
+        with self._tx_lock:
+            transport = self._transport
+            if transport is None:
+                raise Disconnected(f"link to {self.url} is down ({self._link_error})")
+            wire = bytearray()
+            for payload in payloads:
+                seq = self._tx_seq[channel]
+                self._tx_seq[channel] = (seq + 1) & 0xFFFF
+                header = Header(PROTOCOL_VERSION, 0, channel, msg_type, seq, 0, id)
+                trailer = None
+                if self._auth is not None:
+                    header, trailer = self._auth.sign(header, payload)
+                wire += encode_frame(header, payload, trailer, frame_limit=self._session_limit)
+            transport.write(bytes(wire))
 
     # --- reader thread --------------------------------------------------------------------
 
@@ -661,8 +680,8 @@ class Bridge:
             if not pending.event.is_set():
                 pending.error = error
                 pending.event.set()
-        for q in self._transfers.values():
-            q.put(error)
+        for sink in self._transfers.values():
+            sink.fail(error)
 
     # --- dispatch -------------------------------------------------------------------------
 
@@ -778,9 +797,9 @@ class Bridge:
         stream._on_data(data, now_ns)
 
     def _on_bulk(self, frame: Frame, now_ns: int) -> None:
-        q = self._transfers.get(frame.header.id)
-        if q is not None:
-            q.put((frame.header.type, frame.payload))
+        sink = self._transfers.get(frame.header.id)
+        if sink is not None:
+            sink.deliver(frame.header.type, frame.payload)
 
     def _on_log(self, frame: Frame, now_ns: int) -> None:
         if frame.header.type != LogType.LOG:

@@ -6,6 +6,7 @@ import errno
 import logging
 import os
 import select
+import time
 from typing import Any
 
 from ..errors import (
@@ -70,14 +71,35 @@ class SerialTransport:
 
     def write(self, data: bytes) -> None:
         try:
-            self._port.write(data)
+            if self._fd is not None:
+                self._write_fd(self._fd, data)
+            else:
+                self._port.write(data)
         except self._serial.SerialTimeoutException as e:
-            raise BridgeTimeout(
-                f"{self.url}: write blocked for {WRITE_TIMEOUT}s; the device does not read its "
-                "input (stalled, or flow control mismatch)"
-            ) from e
+            raise self._stalled() from e
         except (OSError, self._serial.SerialException) as e:
             raise Disconnected(f"{self.url}: write failed ({e}); device unplugged?") from e
+
+    def _write_fd(self, fd: int, data: bytes) -> None:
+        """os.write until done; wait for room only when the driver buffer is full."""
+        view = memoryview(data)
+        deadline = time.monotonic() + WRITE_TIMEOUT
+        while view:
+            try:
+                view = view[os.write(fd, view) :]
+                continue
+            except BlockingIOError:
+                pass
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._stalled()
+            select.select([], [fd], [], remaining)
+
+    def _stalled(self) -> BridgeTimeout:
+        return BridgeTimeout(
+            f"{self.url}: write blocked for {WRITE_TIMEOUT}s; the device does not read its "
+            "input (stalled, or flow control mismatch)"
+        )
 
     def set_dtr(self, level: bool) -> None:
         self._lines("DTR", "dtr", level)
