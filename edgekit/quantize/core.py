@@ -177,8 +177,8 @@ class Job:
         quant_aug = self.workdir / "quant-aug.onnx"
         debug.modify_model_output_intermediate_tensors(str(path), str(quant_aug))
         samples = self.data.calibration[: max(1, min(8, len(self.data.calibration)))]
-        float_acts = debug.collect_activations(str(float_aug), _Reader(samples))
-        quant_acts = debug.collect_activations(str(quant_aug), _Reader(samples))
+        float_acts = debug.collect_activations(str(float_aug), list(samples))
+        quant_acts = debug.collect_activations(str(quant_aug), list(samples))
         errors = debug.compute_activation_error(
             debug.create_activation_matching(quant_acts, float_acts)
         )
