@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import pty
-import select
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
-import tty
 from pathlib import Path
 
 import serial
@@ -45,64 +42,77 @@ def percentile(values: list[float], q: float) -> float:
 # --- raw baselines -------------------------------------------------------------------------
 
 
-def raw_pty_throughput(total: int, chunk: int = 4096) -> float:
-    """Bytes/s through one pty pair: a writer thread on the master, pyserial on the slave."""
-    master, slave = pty.openpty()
-    tty.setraw(slave)
-    port = serial.Serial(os.ttyname(slave), timeout=0.5)
-    block = os.urandom(chunk)
-
-    def writer() -> None:
-        sent = 0
-        while sent < total:
-            sent += os.write(master, block[: min(chunk, total - sent)])
-
-    thread = threading.Thread(target=writer)
-    start = time.perf_counter()
-    thread.start()
+# The raw peer runs in its own process and owns the pty master, as the device does; the host
+# side uses pyserial on the slave, as the bridge does.
+PEER = r"""
+import os, pty, select, sys, tty
+mode, total = sys.argv[1], int(sys.argv[2])
+master, slave = pty.openpty()
+tty.setraw(slave)
+print(os.ttyname(slave), flush=True)
+if mode == "sink":
     got = 0
     while got < total:
-        data = port.read(max(1, min(port.in_waiting, total - got)))
-        if not data:
+        got += len(os.read(master, 65536))
+    os.write(master, b"k")
+    sys.stdin.read()
+else:
+    while True:
+        ready, _, _ = select.select([master, sys.stdin], [], [])
+        if sys.stdin in ready:
             break
-        got += len(data)
-    elapsed = time.perf_counter() - start
-    thread.join()
+        os.write(master, os.read(master, 4096))
+"""
+
+
+def _peer(mode: str, total: int = 0) -> tuple[subprocess.Popen[str], serial.Serial]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PEER, mode, str(total)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    path = proc.stdout.readline().strip()
+    return proc, serial.Serial(path, timeout=2)
+
+
+def _stop_peer(proc: subprocess.Popen[str], port: serial.Serial) -> None:
     port.close()
-    os.close(master)
-    os.close(slave)
-    return got / elapsed
+    assert proc.stdin is not None
+    proc.stdin.close()
+    proc.wait(5)
+
+
+def raw_pty_throughput(total: int, chunk: int = 4096) -> float:
+    """Bytes/s written through a pty to a reader process (the direction of an upload)."""
+    proc, port = _peer("sink", total)
+    block = os.urandom(chunk)
+    start = time.perf_counter()
+    sent = 0
+    while sent < total:
+        sent += port.write(block[: min(chunk, total - sent)])
+    done = port.read(1)
+    elapsed = time.perf_counter() - start
+    _stop_peer(proc, port)
+    assert done == b"k"
+    return total / elapsed
 
 
 def raw_echo_rtts(count: int, size: int = 64) -> list[float]:
-    """Round trips of `size` bytes: pyserial on the slave, os.read/os.write echo on the master."""
-    master, slave = pty.openpty()
-    tty.setraw(slave)
-    port = serial.Serial(os.ttyname(slave), timeout=1)
-    stop = threading.Event()
-
-    def echo() -> None:
-        while not stop.is_set():
-            ready, _, _ = select.select([master], [], [], 0.05)
-            if ready:
-                os.write(master, os.read(master, 4096))
-
-    thread = threading.Thread(target=echo)
-    thread.start()
+    """Round trips of `size` bytes through a pty to an os.read/os.write echo process."""
+    proc, port = _peer("echo")
     payload = os.urandom(size)
     rtts = []
-    for _ in range(count):
+    for i in range(count + 50):
         start = time.perf_counter()
         port.write(payload)
         got = b""
         while len(got) < size:
             got += port.read(size - len(got))
-        rtts.append(time.perf_counter() - start)
-    stop.set()
-    thread.join()
-    port.close()
-    os.close(master)
-    os.close(slave)
+        if i >= 50:
+            rtts.append(time.perf_counter() - start)
+    _stop_peer(proc, port)
     return rtts
 
 

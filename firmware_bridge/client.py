@@ -74,16 +74,44 @@ MAX_BACKOFF = 16.0  # never wait more than this many base timeouts between two a
 HOST_RX_WINDOW = 16
 
 
-@dataclass
 class _PendingCall:
-    call_id: int
-    method: str
-    epoch: int
-    event: threading.Event
-    status: int = -1
-    result: bytes = b""
-    error: BridgeError | None = None
-    unauthenticated: bool = False
+    """One call in flight. Completion is a lock released once: cheaper than an Event."""
+
+    __slots__ = (
+        "_done",
+        "call_id",
+        "epoch",
+        "error",
+        "method",
+        "result",
+        "status",
+        "unauthenticated",
+    )
+
+    def __init__(self, call_id: int, method: str, epoch: int) -> None:
+        self.call_id = call_id
+        self.method = method
+        self.epoch = epoch
+        self.status = -1
+        self.result = b""
+        self.error: BridgeError | None = None
+        self.unauthenticated = False
+        self._done = threading.Lock()
+        self._done.acquire()
+
+    def is_set(self) -> bool:
+        return not self._done.locked()
+
+    def set(self) -> None:
+        """Complete the call (caller holds the bridge lock, so this runs once)."""
+        if self._done.locked():
+            self._done.release()
+
+    def wait(self, timeout: float) -> bool:
+        if self._done.acquire(timeout=timeout):
+            self._done.release()
+            return True
+        return False
 
 
 class RttEstimator:
@@ -105,9 +133,10 @@ class RttEstimator:
 
     @property
     def rto(self) -> float:
-        if self.srtt is None:
+        srtt, rttvar = self.srtt, self.rttvar  # a racy read is fine: it is only a timeout
+        if srtt is None:
             return self.initial
-        return min(MAX_RTO, max(MIN_RTO, self.srtt + 4 * self.rttvar))
+        return min(MAX_RTO, max(MIN_RTO, srtt + 4 * rttvar))
 
 
 @dataclass(frozen=True)
@@ -371,7 +400,7 @@ class Bridge:
                 self._session_cond.wait(remaining)
             call_id = self._next_call_id
             self._next_call_id = (self._next_call_id % 0xFFFFFFFF) + 1
-            pending = _PendingCall(call_id, name, self.info.epoch, threading.Event())
+            pending = _PendingCall(call_id, name, self.info.epoch)
             self._pending[call_id] = pending
             self._calls += 1
         try:
@@ -380,7 +409,7 @@ class Bridge:
             rto = self.rtt.rto
             rto_cap = min(MAX_RTO, rto * MAX_BACKOFF)
             resent = False
-            while not pending.event.wait(max(0.0, min(rto, deadline - time.monotonic()))):
+            while not pending.wait(max(0.0, min(rto, deadline - time.monotonic()))):
                 if time.monotonic() >= deadline:
                     self._failed += 1
                     if pending.unauthenticated:
@@ -677,9 +706,9 @@ class Bridge:
     def _fail_everything(self, error: BridgeError) -> None:
         """Fail calls and transfers in flight (caller holds the lock)."""
         for pending in self._pending.values():
-            if not pending.event.is_set():
+            if not pending.is_set():
                 pending.error = error
-                pending.event.set()
+                pending.set()
         for sink in self._transfers.values():
             sink.fail(error)
 
@@ -776,12 +805,12 @@ class Bridge:
             return
         with self._lock:
             pending = self._pending.get(frame.header.id)
-            if pending is None or pending.event.is_set():
+            if pending is None or pending.is_set():
                 self._late += 1
                 return
             pending.status = status
             pending.result = result
-            pending.event.set()
+            pending.set()
 
     def _on_stream(self, frame: Frame, now_ns: int) -> None:
         if frame.header.type != StreamType.DATA:

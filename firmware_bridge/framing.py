@@ -181,6 +181,10 @@ _HEADER = struct.Struct("<BBBBHHI")
 _PRINTABLE = bytes(range(0x20, 0x7F)) + b"\t\r\n"
 
 
+_AUTH_FLAG = int(Flags.AUTH)
+_PRINTABLE_BYTE = tuple(b in _PRINTABLE for b in range(256))
+
+
 def _is_printable(chunk: bytes | bytearray) -> bool:
     return not chunk.translate(None, _PRINTABLE)
 
@@ -227,7 +231,7 @@ class FrameDecoder:
         if not data:
             return out
         self.stats.bytes += len(data)
-        parts = bytes(data).split(b"\x00")
+        parts = (data if isinstance(data, bytes) else bytes(data)).split(b"\x00")
         last = len(parts) - 1
         for i, part in enumerate(parts):
             complete = i < last
@@ -242,8 +246,12 @@ class FrameDecoder:
                 seg = part
                 if i > 0:
                     self._binary = False
-            if not self._binary:
-                seg = self._console(seg)
+            if seg and not self._binary:
+                # fast path: a frame's second byte is the version 0x01, which is not printable
+                if len(seg) > 1 and seg[0] != 0x0A and not _PRINTABLE_BYTE[seg[1]]:
+                    self._binary = True
+                else:
+                    seg = self._console(seg)
             if complete:
                 if seg:
                     self._segment(seg, out)
@@ -303,7 +311,7 @@ class FrameDecoder:
             st.oversize += 1
             return
         header = Header._make(_HEADER.unpack_from(body))
-        if header.flags & Flags.AUTH:
+        if header.flags & _AUTH_FLAG:
             if n < MIN_BODY + AUTH_TRAILER_SIZE:
                 st.short_frames += 1
                 return
