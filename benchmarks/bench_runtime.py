@@ -88,7 +88,9 @@ def bench_onnx(path: Path, x: np.ndarray, threads: int, rounds: int, calls: int)
     return compare(contenders, rounds, calls)
 
 
-def bench_litert(path: Path, x: np.ndarray, threads: int, rounds: int, calls: int) -> dict[str, Any]:
+def bench_litert(
+    path: Path, x: np.ndarray, threads: int, rounds: int, calls: int
+) -> dict[str, Any]:
     interpreter = Interpreter(model_path=str(path), num_threads=threads)
     interpreter.allocate_tensors()
     in_index = interpreter.get_input_details()[0]["index"]
@@ -133,7 +135,8 @@ def main() -> None:
         cases = [
             ("one-op ONNX (Relu 1x4)", "onnx", one_op_model(Path(tmp)),
              rng.standard_normal((1, 4)).astype(np.float32), args.calls * 10),
-            ("face detector (LiteRT, 128x128)", "tflite", models.fetch("face-detection-short-range"),
+            ("face detector (LiteRT, 128x128)", "tflite",
+             models.fetch("face-detection-short-range"),
              rng.uniform(-1, 1, (1, 128, 128, 3)).astype(np.float32), args.calls),
             ("PP-OCRv4 det (ONNX, 320x320)", "onnx", models.fetch("ppocr-v4-det"),
              rng.standard_normal((1, 3, 320, 320)).astype(np.float32), max(10, args.calls // 20)),
