@@ -44,7 +44,7 @@ def test_image(width: int, height: int) -> np.ndarray:
     try:
         from skimage import data
 
-        image = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+        image = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)  # type: ignore[no-untyped-call]
     except ImportError:
         columns = np.arange(512) * 8 // 512
         palette = np.array([[235, 235, 235], [16, 235, 235], [235, 235, 16], [16, 235, 16],
@@ -55,7 +55,7 @@ def test_image(width: int, height: int) -> np.ndarray:
 
 
 def write_clip(path: Path, frames: int, width: int, height: int, fps: float = 30.0) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (width, height))
     if not writer.isOpened():
         sys.exit(f"this OpenCV build cannot write MJPG video to {path}")
     base = test_image(width, height)
@@ -210,10 +210,10 @@ def main(argv: list[str] | None = None) -> int:
                 elif what == "seq2":
                     runs["sequential (model on 2 threads)"].append(sequential(clip, work2)[0])
                 elif what == "pipe":
-                    fps, count, pipeline_stats = pipelined(clip, work)
+                    rate, count, pipeline_stats = pipelined(clip, work)
                     if count != len(images):
                         sys.exit(f"the pipeline delivered {count} of {len(images)} frames")
-                    runs["pipeline"].append(fps)
+                    runs["pipeline"].append(rate)
                 else:
                     runs["decode alone"].append(decode_alone(clip))
                     runs["preprocess alone"].append(stage_alone("pre", work.prepare, images))

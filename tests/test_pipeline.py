@@ -47,7 +47,7 @@ def no_thread_leak() -> Iterator[None]:
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real MJPG file of 40 frames, each carrying its index in the counter cells."""
     path = tmp_path_factory.mktemp("pipeline") / "clip.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (256, 64))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (256, 64))
     assert writer.isOpened()
     for index in range(40):
         image = np.full((64, 256, 3), 40, dtype=np.uint8)
@@ -110,10 +110,14 @@ def test_failing_middle_stage_stops_cleanly_and_names_itself(clip: Path) -> None
             raise ValueError("counter 7 is unlucky")
         return found
 
+    def collect(found: dict[str, Any]) -> dict[str, Any]:
+        done.append(found["counter"])
+        return found
+
     stages = [
         Stage("detect", detect, policy="block"),
         Stage("validate", picky, policy="block"),
-        Stage("collect", lambda f: done.append(f["counter"]) or f, policy="block"),
+        Stage("collect", collect, policy="block"),
     ]
     with (
         pytest.raises(StageError, match="'validate' failed on item 7") as info,
@@ -148,6 +152,16 @@ def slow(value: int) -> int:
     return value
 
 
+def pause(seconds: float) -> Any:
+    """A stage function that sleeps, then passes its item on."""
+
+    def fn(value: Any) -> Any:
+        time.sleep(seconds)
+        return value
+
+    return fn
+
+
 def test_block_policy_loses_nothing() -> None:
     stats = Pipeline(range(60), [Stage("slow", slow, policy="block", maxsize=2)]).run()
     assert stats.results == 60
@@ -174,7 +188,7 @@ def test_stats_are_consistent_with_what_happened() -> None:
 
     stages = [
         Stage("halve", halve, policy="block"),
-        Stage("sleep", lambda v: (time.sleep(0.005), v)[1], policy="block"),
+        Stage("sleep", pause(0.005), policy="block"),
     ]
     stats = Pipeline(range(30), stages).run()
     first, second = stats.stages
@@ -195,9 +209,8 @@ def test_stats_are_consistent_with_what_happened() -> None:
 def test_end_to_end_latency_counts_from_capture() -> None:
     source = open_source("synthetic:bars?width=64&height=8&fps=50&frames=10", "block")
     results: list[Result] = []
-    Pipeline(source, [Stage("wait", lambda f: (time.sleep(0.02), f.seq)[1])]).run(
-        on_result=results.append
-    )
+    stages = [Stage("wait", pause(0.02)), Stage("seq", lambda f: f.seq)]
+    Pipeline(source, stages).run(on_result=results.append)
     assert [r.value for r in results] == list(range(10))
     assert all(r.latency_ms >= 20 for r in results)
 

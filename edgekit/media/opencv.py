@@ -132,7 +132,7 @@ def open_camera(url: SourceURL) -> OpenCVGrabber:
     if fourcc is not None:
         if len(fourcc) != 4:
             raise UnknownSourceError(f"{url.url}: fourcc must be four characters, e.g. MJPG")
-        props.append((cv2.CAP_PROP_FOURCC, float(cv2.VideoWriter_fourcc(*fourcc))))
+        props.append((cv2.CAP_PROP_FOURCC, float(cv2.VideoWriter.fourcc(*fourcc))))
     for name, prop in (
         ("width", cv2.CAP_PROP_FRAME_WIDTH),
         ("height", cv2.CAP_PROP_FRAME_HEIGHT),

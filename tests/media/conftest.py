@@ -24,7 +24,7 @@ def write_video(
 ) -> Path:
     """An MJPG .avi whose frame i shows a gradient and the counter i (read back by read_counter)."""
     width, height = size
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (width, height))
     assert writer.isOpened(), f"this OpenCV build cannot write MJPG to {path}"
     base = np.zeros((height, width, 3), dtype=np.uint8)
     base[..., 1] = np.linspace(0, 255, width, dtype=np.uint8)[None, :]
