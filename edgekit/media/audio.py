@@ -308,10 +308,13 @@ class Microphone:
                 self._overflows += overflow
                 self._underflows += bool(status.input_underflow)
                 self._device_frames += frames
-                if self._t0_ns is None or overflow:
-                    # Time of device sample 0, so that sample i is at t0 + i / rate; re-anchored
-                    # after an overflow because PortAudio does not say how much was lost.
-                    self._t0_ns = now - self._device_frames * 1e9 / self.device_rate
+                # Time of device sample 0, so that sample i is at t0 + i / rate. A block cannot
+                # arrive before its last sample was captured, so every callback bounds t0 from
+                # above and the smallest bound is the estimate. After an overflow it starts over,
+                # because PortAudio does not say how much was lost.
+                bound = now - self._device_frames * 1e9 / self.device_rate
+                if self._t0_ns is None or overflow or bound < self._t0_ns:
+                    self._t0_ns = bound
                 self._ring.write(block)
                 self._cond.notify_all()
         except BaseException as e:

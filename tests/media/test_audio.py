@@ -49,10 +49,12 @@ def test_ten_second_capture_has_no_unreported_overruns(jack_device: str) -> None
             "reported"
         )
     assert received >= 9.5 * RATE * 0.95
-    # Timestamps follow the sample clock: 100 ms apart while nothing overflowed.
+    # Timestamps follow the sample clock: 100 ms apart while nothing overflowed (the clock
+    # anchor is refined by at most a callback's jitter).
     steps = np.diff([t for _, t, _ in chunks]) / 1e6
     if stats.input_overflows == 0:
-        assert np.allclose(steps, 100.0, atol=0.01)
+        assert np.median(np.abs(steps - 100.0)) < 0.01
+        assert np.allclose(steps, 100.0, atol=2.0)
     assert all(steps > 0)
 
 
