@@ -46,14 +46,14 @@ def percentile(values: list[float], q: float) -> float:
 # side uses pyserial on the slave, as the bridge does.
 PEER = r"""
 import os, pty, select, sys, tty
-mode, total = sys.argv[1], int(sys.argv[2])
+mode, total, read_size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 master, slave = pty.openpty()
 tty.setraw(slave)
 print(os.ttyname(slave), flush=True)
 if mode == "sink":
     got = 0
     while got < total:
-        got += len(os.read(master, 65536))
+        got += len(os.read(master, read_size))
     os.write(master, b"k")
     sys.stdin.read()
 else:
@@ -65,9 +65,11 @@ else:
 """
 
 
-def _peer(mode: str, total: int = 0) -> tuple[subprocess.Popen[str], serial.Serial]:
+def _peer(
+    mode: str, total: int = 0, read_size: int = 4096
+) -> tuple[subprocess.Popen[str], serial.Serial]:
     proc = subprocess.Popen(
-        [sys.executable, "-c", PEER, mode, str(total)],
+        [sys.executable, "-c", PEER, mode, str(total), str(read_size)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -84,9 +86,9 @@ def _stop_peer(proc: subprocess.Popen[str], port: serial.Serial) -> None:
     proc.wait(5)
 
 
-def raw_pty_throughput(total: int, chunk: int = 4096) -> float:
+def raw_pty_throughput(total: int, read_size: int, chunk: int = 4096) -> float:
     """Bytes/s written through a pty to a reader process (the direction of an upload)."""
-    proc, port = _peer("sink", total)
+    proc, port = _peer("sink", total, read_size)
     block = os.urandom(chunk)
     start = time.perf_counter()
     sent = 0
@@ -229,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         total = 256 * 1024
         step("raw pty throughput")
-        raw_bps = statistics.median(raw_pty_throughput(total * 4) for _ in range(5))
+        # the virtual device reads its pty 4 KiB at a time: the raw sink does the same
+        raw_bps = statistics.median(raw_pty_throughput(total * 4, 4096) for _ in range(5))
+        raw_big = statistics.median(raw_pty_throughput(total * 4, 65536) for _ in range(5))
         step("bulk upload throughput (16 KiB frames)")
         with start_virtual_device(link=tmp / "big", frame_limit=16384) as dev:
             bulk_bps = bulk_throughput(dev.url, 16384, total, 9 if not args.quick else 3)
@@ -240,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
                 (
                     "bulk upload fw0, 256 KiB, 16 KiB frames",
                     f"{bulk_bps / 1e6:.1f} MB/s",
-                    f"raw pty {raw_bps / 1e6:.1f} MB/s: ratio {bulk_bps / raw_bps:.2f}",
+                    f"raw pty {raw_bps / 1e6:.1f} MB/s (4 KiB reads, as the device; "
+                    f"{raw_big / 1e6:.0f} MB/s with 64 KiB reads): ratio {bulk_bps / raw_bps:.2f}",
                     ">= 0.85",
                 )
             )
