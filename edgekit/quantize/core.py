@@ -167,7 +167,8 @@ class Job:
     # -- accuracy budget -----------------------------------------------------------------------
     def sensitivity(self, recipe: Recipe, path: Path, limit: int = 8) -> list[tuple[str, float]]:
         """Nodes whose quantization costs most: the SQNR their output loses against their input,
-        measured on float and quantized activations of calibration samples (worst first)."""
+        measured on float and quantized activations of calibration samples (worst first), each
+        followed by the nodes that read its output (cost 0.0), so that tensor stays in float."""
         import onnx
         from onnxruntime.quantization import qdq_loss_debug as debug
 
@@ -184,6 +185,10 @@ class Job:
         )
         sqnr = {name: float(e["xmodel_err"]) for name, e in errors.items() if "xmodel_err" in e}
         graph = onnx.load(str(self.prepared)).graph
+        consumers: dict[str, list[str]] = {}
+        for node in graph.node:
+            for name in node.input:
+                consumers.setdefault(name, []).append(node.name)
         costs: list[tuple[str, float]] = []
         for node in graph.node:
             if node.name in recipe.exclude or not node.name:
@@ -195,7 +200,18 @@ class Job:
             before = min(ins) if ins else 60.0
             costs.append((node.name, before - min(outs)))
         costs.sort(key=lambda c: -c[1])
-        return [c for c in costs if c[1] > 0][:limit]
+        chosen: list[tuple[str, float]] = []
+        by_name = {node.name: node for node in graph.node}
+        for name, cost in costs:
+            if cost <= 0 or len(chosen) >= limit:
+                break
+            chosen.append((name, cost))
+            # The tensor stays float only if its readers are not quantized either.
+            for output in by_name[name].output:
+                for reader in consumers.get(output, []):
+                    if reader not in recipe.exclude and all(reader != c for c, _ in chosen):
+                        chosen.append((reader, 0.0))
+        return chosen
 
     def within_budget(
         self, recipe: Recipe, max_drop: float, rounds: int = 4, per_round: int = 4
@@ -212,9 +228,10 @@ class Job:
                 break
             kept.extend(worst)
             recipe = recipe.with_exclusions(tuple(name for name, _ in worst))
+            named = ", ".join(n for n, cost in worst if cost > 0)
             self.say(
                 f"  budget round {round_number + 1}: {report.metric_name} {report.metric:.4f} "
-                f"misses the budget; keeping {', '.join(n for n, _ in worst)} in float"
+                f"misses the budget; keeping {named} (and their readers) in float"
             )
             path = self.build(recipe)
             report = self.evaluate(path, with_latency=False)

@@ -74,7 +74,8 @@ def test_budget_keeps_costly_nodes_in_float(text_lines: Path, tmp_path: Path) ->
         pytest.fail("the per-tensor s8 default met a zero budget; the test needs a harder case")
     (candidate,) = strict.candidates
     # it kept nodes in float, each with its measured cost, and the result records them
-    assert candidate.kept_float and all(cost > 0 for _, cost in candidate.kept_float)
+    assert candidate.kept_float and candidate.kept_float[0][1] > 0
+    assert all(cost >= 0 for _, cost in candidate.kept_float)
     assert set(candidate.recipe.exclude) == {name for name, _ in candidate.kept_float}
     assert candidate.report.metric >= plain.report.metric - 0.07
 
