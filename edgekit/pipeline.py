@@ -62,6 +62,10 @@ class PipelineConfigError(PipelineError, ValueError):
     """A stage or pipeline argument is invalid; the message names it and the fix."""
 
 
+class PipelineTimeout(PipelineError, TimeoutError):
+    """No result came out within the pipeline's ``result_timeout``."""
+
+
 class StageError(PipelineError, RuntimeError):
     """A stage's function (or the source, as stage ``source``) raised; see ``__cause__``."""
 
@@ -319,6 +323,9 @@ class Pipeline:
             result is handed to the iterator.
         close_source: close the source when the pipeline closes (always for URLs).
         output_maxsize: results waiting for the iterator; the last stage blocks when it is full.
+        result_timeout: seconds the iterator waits for the next result before it stops the
+            pipeline and raises :class:`PipelineTimeout`; ``None`` waits as long as the source
+            lives (a live camera may be reconnecting).
     """
 
     def __init__(
@@ -329,6 +336,7 @@ class Pipeline:
         *,
         close_source: bool = True,
         output_maxsize: int = 8,
+        result_timeout: float | None = None,
     ) -> None:
         stage_list = list(stages)
         if sink is not None:
@@ -349,6 +357,7 @@ class Pipeline:
             close_source = True
         self._source = source
         self._close_source = close_source
+        self._result_timeout = result_timeout
         self._stop = threading.Event()
         self._runners = [
             _StageRunner(stage, _Queue(stage.maxsize, stage.policy, self._stop))
@@ -518,6 +527,7 @@ class Pipeline:
         self._release_held()
         if not self._started:
             self.start()
+        deadline = None if self._result_timeout is None else time.monotonic() + self._result_timeout
         while True:
             if self._error is not None:
                 self.close()
@@ -526,6 +536,12 @@ class Pipeline:
                 raise StopIteration
             item = self._output.get(POLL)
             if item is None:
+                if deadline is not None and time.monotonic() > deadline:
+                    self.close()
+                    raise PipelineTimeout(
+                        f"no result within {self._result_timeout} s: the source may have "
+                        "stalled or every item was filtered or dropped; see stats()"
+                    )
                 continue
             if isinstance(item, _End):
                 self._finished = True
@@ -626,6 +642,7 @@ __all__ = [
     "PipelineConfigError",
     "PipelineError",
     "PipelineStats",
+    "PipelineTimeout",
     "Result",
     "Stage",
     "StageError",

@@ -38,6 +38,9 @@ from edgekit.media.resample import Resampler, resample
 log = logging.getLogger(__name__)
 
 Device = int | str | None
+#: seconds beyond a sound's length that ``PlaybackHandle.wait()`` allows before it calls the
+#: device stalled.
+STALL_GRACE = 5.0
 
 __all__ = [
     "AudioChunk",
@@ -503,8 +506,20 @@ class PlaybackHandle:
         self._done.set()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait until the sound ended or was stopped; ``False`` on timeout."""
-        if not self._done.wait(timeout):
+        """Wait until the sound ended or was stopped; ``False`` on timeout.
+
+        Without a timeout it waits for the sound's length plus :data:`STALL_GRACE` seconds and
+        raises :class:`~edgekit.media.errors.AudioDeviceError` if the device stalled.
+        """
+        if timeout is None:
+            limit = len(self._data) / self.rate + STALL_GRACE
+            if not self._done.wait(limit):
+                self.stop()
+                raise AudioDeviceError(
+                    f"playback did not finish within {limit:.1f} s: the output device "
+                    "stalled (sound server gone or device removed); open the speaker again"
+                )
+        elif not self._done.wait(timeout):
             return False
         self._close_stream(abort=False)
         return True
@@ -549,6 +564,7 @@ class Speaker:
         self._resample = resample
         self._latency = latency
         self._current: PlaybackHandle | None = None
+        self._underruns = 0
         self._closed = False
         _pick_rate(self._index, self._info, "output", self.rate, channels, resample)
 
@@ -565,11 +581,18 @@ class Speaker:
             data = resample(data, rate, device_rate)
         if self._current is not None:
             self._current.stop()
+            self._underruns += self._current.underruns
         try:
             self._current = PlaybackHandle(self._sd, self._index, data, device_rate, self._latency)
         except self._sd.PortAudioError as e:
             raise AudioDeviceError(f"cannot open {self.device} for playback: {e}") from e
         return self._current
+
+    @property
+    def underruns(self) -> int:
+        """Output underflows PortAudio reported over every sound played so far."""
+        current = self._current.underruns if self._current is not None else 0
+        return self._underruns + current
 
     def close(self) -> None:
         """Stop any sound and release the device; idempotent."""
@@ -577,6 +600,7 @@ class Speaker:
         current, self._current = self._current, None
         if current is not None:
             current.stop()
+            self._underruns += current.underruns
 
     def __enter__(self) -> Speaker:
         return self

@@ -49,6 +49,7 @@ class CaptureSource:
         policy: Policy | str = "latest",
         maxsize: int = 2,
         buffers: int | None = None,
+        timeout: float = 10.0,
     ) -> None:
         if policy not in POLICIES:
             raise UnknownSourceError(
@@ -58,6 +59,8 @@ class CaptureSource:
             raise UnknownSourceError(f"maxsize must be at least 1, got {maxsize}")
         self.url = grabber.url
         self.policy = policy
+        #: how long iteration (``for frame in source``) waits for a frame.
+        self.timeout = timeout
         self._grabber = grabber
         self._capacity = 1 if policy == "latest" else maxsize
         # One being filled, the waiting ones, and a few held by the reader.
@@ -104,7 +107,11 @@ class CaptureSource:
                 if grabber.paced and grabber.fps:
                     due = t_start + seq / grabber.fps
                     delay = due - time.monotonic()
-                    if delay > 0 and self._stop.wait(delay):
+                    if delay < -1.0 / grabber.fps:
+                        # More than a frame late (the machine was busy): like a camera, carry
+                        # on from now instead of bursting to catch up.
+                        t_start -= delay
+                    elif delay > 0 and self._stop.wait(delay):
                         self._give_back(buffer)
                         break
                 image = grabber.grab(buffer)
@@ -238,8 +245,9 @@ class CaptureSource:
         return self
 
     def __next__(self) -> Frame:
+        """The next frame (release each one); ``MediaTimeout`` after :attr:`timeout` seconds."""
         try:
-            return self.read(timeout=None)
+            return self.read(timeout=self.timeout)
         except EndOfStream:
             raise StopIteration from None
 

@@ -87,7 +87,11 @@ def open_grabber(url: str) -> FrameGrabber:
 
 
 def open_source(
-    url: str, policy: Policy | str = "latest", maxsize: int = 2, buffers: int | None = None
+    url: str,
+    policy: Policy | str = "latest",
+    maxsize: int = 2,
+    buffers: int | None = None,
+    timeout: float = 10.0,
 ) -> CaptureSource:
     """Open a frame source by URL and start its capture thread.
 
@@ -97,8 +101,11 @@ def open_source(
             ``block`` (FIFO that pauses capture when full; nothing is dropped).
         maxsize: FIFO length for ``queue`` and ``block``.
         buffers: pool size (default ``maxsize + 6``); more lets a reader hold more frames.
+        timeout: how long iterating the source waits for a frame before ``MediaTimeout``.
     """
-    return CaptureSource(open_grabber(url), policy=policy, maxsize=maxsize, buffers=buffers)
+    return CaptureSource(
+        open_grabber(url), policy=policy, maxsize=maxsize, buffers=buffers, timeout=timeout
+    )
 
 
 def _register_builtins() -> None:

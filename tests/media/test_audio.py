@@ -114,6 +114,7 @@ def test_playback_runs_in_real_time_and_waits(jack_device: str) -> None:
         assert not handle.done
         assert handle.wait(timeout=5)
         elapsed = time.monotonic() - t0
+        assert speaker.underruns == handle.underruns
     assert 0.45 < elapsed < 1.5
     assert handle.frames_played == handle.frames_total == 8000
     assert not handle.stopped
