@@ -57,8 +57,8 @@ class SerialTransport:
                 if not ready:
                     return b""
                 data = os.read(self._fd, max_bytes)
-                if not data:
-                    raise Disconnected(f"{self.url}: port closed by the device (end of file)")
+                if not data and _hung_up(self._fd):
+                    raise Disconnected(f"{self.url}: port closed by the device (hang-up)")
                 return data
             data = self._port.read(1)
             if data:
@@ -121,6 +121,13 @@ class SerialTransport:
             self._port.close()
         except (OSError, self._serial.SerialException) as e:
             logger.debug("closing %s: %s", self.url, e)
+
+
+def _hung_up(fd: int) -> bool:
+    """A terminal reads b"" both at hang-up and when it has nothing: ask poll which it is."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return any(ev & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, ev in poller.poll(0))
 
 
 def open_serial(url: ParsedUrl) -> SerialTransport:
