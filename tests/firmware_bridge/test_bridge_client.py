@@ -250,3 +250,20 @@ def test_hostile_bytes_from_the_device_change_nothing(sim: SimPtyServer) -> None
         assert stats["rpc"]["late_responses"] >= 1
         assert lines == ["ok after all that"]
         assert bridge.connected
+
+
+def test_stream_iteration_ends_when_closed(sim: SimPtyServer) -> None:
+    with Bridge.open(sim.url, timeout=2) as bridge:
+        stream = bridge.subscribe(1, 500)  # by id
+        assert stream.name == "imu"
+        seqs = []
+        for sample in stream:
+            seqs.append(sample.seq)
+            if len(seqs) == 20:
+                stream.close()
+        assert seqs[:20] == list(range(seqs[0], seqs[0] + 20))
+        assert list(stream) == []
+        with pytest.raises(Disconnected, match="closed"):
+            stream.get(timeout=0.1)
+        with pytest.raises(ProtocolError, match="offers no stream 'gps'"):
+            bridge.subscribe("gps", 10)
