@@ -386,3 +386,34 @@ def test_import_does_not_load_cv2_or_sounddevice() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("blocked", "code", "extra"),
+    [
+        ("cv2", "open_source('file:' + __file__)", "edgekit[vision]"),
+        ("cv2", "open_source('cam:0')", "edgekit[vision]"),
+        ("sounddevice", "Microphone()", "edgekit[audio]"),
+        ("sounddevice", "Speaker()", "edgekit[audio]"),
+    ],
+)
+def test_missing_backend_names_the_extra(
+    blocked: str, code: str, extra: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.modules[{blocked!r}] = None  # as if it were not installed\n"
+        "from edgekit.errors import BackendUnavailable\n"
+        "from edgekit.media import open_source, Microphone, Speaker\n"
+        "with open_source('synthetic:bars?width=64&height=8', 'block') as source:\n"
+        "    source.read(timeout=5).release()  # synthetic frames need no OpenCV\n"
+        "try:\n"
+        f"    {code}\n"
+        "except BackendUnavailable as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert f"pip install '{extra}'" in out.stdout, out.stdout + out.stderr
