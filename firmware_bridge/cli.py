@@ -1,4 +1,4 @@
-"""Command line: `devices` and `bridge info|ping|call|stream|upload|virtual`.
+"""Command line: `devices` and `bridge info|ping|call|stream|upload|virtual|proxy`.
 
 The argv layout matches the edgekit CLI, which delegates `edgekit devices` and
 `edgekit bridge ...` here: `main(["bridge", "info", URL])`.
@@ -156,6 +156,35 @@ def cmd_virtual(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_proxy(args: argparse.Namespace) -> int:
+    from .proxy import FaultProxy
+
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    kinds = tuple(k for k in args.faults.split(",") if k)
+    try:
+        with FaultProxy(
+            args.url,
+            rate=args.rate,
+            kinds=kinds,
+            seed=args.seed,
+            baud=args.baud,
+            link=args.link,
+            tcp_port=args.tcp,
+        ) as proxy:
+            print(proxy.url, flush=True)
+            try:
+                while not stop.wait(1.0):
+                    pass
+            except KeyboardInterrupt:
+                pass
+            stats = {k: {"bytes": v.bytes_in, **v.faults} for k, v in proxy.stats().items()}
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(json.dumps(stats, sort_keys=True), file=sys.stderr)
+    return 0
+
+
 def _add_common(p: argparse.ArgumentParser, url: bool = True) -> None:
     if url:
         p.add_argument(
@@ -209,6 +238,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auth-key", default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_virtual)
+    p = actions.add_parser("proxy", help="serve URL through a fault-injecting proxy")
+    p.add_argument("url", help="the device's URL")
+    p.add_argument("--rate", type=float, default=0.0, help="fault probability per byte")
+    p.add_argument("--faults", default="drop,flip,duplicate,truncate,delay")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--baud", type=int, default=None, help="pace like a UART of this rate")
+    p.add_argument("--link", default=None, help="keep a symlink to the host-side pty here")
+    p.add_argument("--tcp", type=int, default=None, help="offer 127.0.0.1:PORT instead of a pty")
+    p.set_defaults(func=cmd_proxy)
     return parser
 
 

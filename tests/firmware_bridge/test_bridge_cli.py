@@ -104,3 +104,34 @@ def test_bridge_virtual_serves_until_interrupted(virtual_binary: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_bridge_proxy_command(sim: SimPtyServer) -> None:
+    import os
+    import selectors
+    import signal
+
+    from firmware_bridge import Bridge
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "firmware_bridge", "bridge", "proxy", sim.url, "--rate", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            assert sel.select(timeout=20), "no URL line within 20 s"
+        url = proc.stdout.readline().strip()
+        with Bridge.open(url, timeout=3) as bridge:
+            assert bridge.call("sys.ping", b"via proxy") == b"via proxy"
+        os.kill(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0
+        assert json.loads(err.strip().splitlines()[-1])["to_device"]["bytes"] > 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

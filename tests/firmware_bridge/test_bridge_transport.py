@@ -110,3 +110,12 @@ def test_loop_url_and_tcp_proxy(sim: SimPtyServer) -> None:
     with FaultProxy(sim.url, tcp_port=0) as proxy, Bridge.open(proxy.url, timeout=3) as bridge:
         assert proxy.url.startswith("tcp://127.0.0.1:")
         assert bridge.call("sys.ping", b"over tcp") == b"over tcp"
+
+
+def test_pyserial_socket_url(sim: SimPtyServer) -> None:
+    """socket:// goes through pyserial's own handler (no file descriptor fast path)."""
+    with FaultProxy(sim.url, tcp_port=0) as proxy:
+        url = proxy.url.replace("tcp://", "socket://")
+        with Bridge.open(url, timeout=3) as bridge:
+            for size in (1, 200, 900):
+                assert bridge.call("sys.ping", bytes(size)) == bytes(size)
