@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgekit.errors import EdgekitError
 from edgekit.quantize.calibration import CalibrationData, Feeds
 from edgekit.quantize.prepare import import_quantization, prepare
@@ -28,6 +30,7 @@ from edgekit.quantize.report import (
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+MIN_RANKED_ELEMENTS = 256
 
 
 class QuantizationError(EdgekitError):
@@ -183,7 +186,14 @@ class Job:
         errors = debug.compute_activation_error(
             debug.create_activation_matching(quant_acts, float_acts)
         )
-        sqnr = {name: float(e["xmodel_err"]) for name, e in errors.items() if "xmodel_err" in e}
+        # Tensors of a few values per sample (squeeze-excitation gates, pooled vectors) show
+        # huge SQNR losses that the gating after them hides; rank the feature maps instead.
+        sizes = {name: int(np.asarray(acts[0]).size) for name, acts in float_acts.items()}
+        sqnr = {
+            name: float(e["xmodel_err"])
+            for name, e in errors.items()
+            if "xmodel_err" in e and sizes.get(name, 0) >= MIN_RANKED_ELEMENTS
+        }
         graph = onnx.load(str(self.prepared)).graph
         consumers: dict[str, list[str]] = {}
         for node in graph.node:

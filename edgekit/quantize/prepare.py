@@ -54,6 +54,24 @@ def prepare(source: Path, workdir: Path) -> tuple[Path, list[str]]:
         )
     onnx.save(model, str(upgraded))
     prepared = workdir / "prepared.onnx"
+    # On failure, onnxruntime's symbolic shape inference drops a debug copy of the model into
+    # the current directory; remove it unless it was there before.
+    litter = [
+        Path.cwd() / "sym_shape_infer_temp.onnx",
+        Path.cwd() / "sym_shape_infer_temp.onnx.data",
+    ]
+    existed = {p for p in litter if p.exists()}
+    try:
+        return _pre_process(quantization, upgraded, prepared, notes)
+    finally:
+        for path in litter:
+            if path not in existed:
+                path.unlink(missing_ok=True)
+
+
+def _pre_process(
+    quantization: Any, upgraded: Path, prepared: Path, notes: list[str]
+) -> tuple[Path, list[str]]:
     for skip_symbolic in (False, True):
         try:
             quantization.quant_pre_process(
