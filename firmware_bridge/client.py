@@ -75,11 +75,16 @@ HOST_RX_WINDOW = 16
 
 
 class _PendingCall:
-    """One call in flight. Completion is a lock released once: cheaper than an Event."""
+    """One call in flight. Completion releases a lock once: cheaper than an Event.
+
+    `done` and the result fields are written under the bridge lock, and only once, so a late
+    duplicate response or a link loss after the answer changes nothing.
+    """
 
     __slots__ = (
-        "_done",
+        "_signal",
         "call_id",
+        "done",
         "epoch",
         "error",
         "method",
@@ -96,22 +101,21 @@ class _PendingCall:
         self.result = b""
         self.error: BridgeError | None = None
         self.unauthenticated = False
-        self._done = threading.Lock()
-        self._done.acquire()
+        self.done = False
+        self._signal = threading.Lock()
+        self._signal.acquire()
 
     def is_set(self) -> bool:
-        return not self._done.locked()
+        return self.done
 
     def set(self) -> None:
-        """Complete the call (caller holds the bridge lock, so this runs once)."""
-        if self._done.locked():
-            self._done.release()
+        """Complete the call (caller holds the bridge lock)."""
+        if not self.done:
+            self.done = True
+            self._signal.release()
 
     def wait(self, timeout: float) -> bool:
-        if self._done.acquire(timeout=timeout):
-            self._done.release()
-            return True
-        return False
+        return self.done or self._signal.acquire(timeout=timeout) or self.done
 
 
 class RttEstimator:

@@ -267,3 +267,15 @@ def test_stream_iteration_ends_when_closed(sim: SimPtyServer) -> None:
             stream.get(timeout=0.1)
         with pytest.raises(ProtocolError, match="offers no stream 'gps'"):
             bridge.subscribe("gps", 10)
+
+
+def test_call_completion_happens_once() -> None:
+    from firmware_bridge.client import _PendingCall
+
+    pending = _PendingCall(1, "sys.ping", 1)
+    assert not pending.wait(0.01)
+    pending.status, pending.result = 0, b"first"
+    pending.set()
+    assert pending.wait(0.0) and pending.wait(0.0)
+    pending.set()  # a late duplicate or a link loss after the answer: no effect, no error
+    assert pending.wait(0.0) and pending.result == b"first"
