@@ -337,3 +337,19 @@ def test_result_timeout_stops_a_pipeline_that_yields_nothing() -> None:
     stats = p.stats()
     assert not stats.running and stats.results == 0
     assert stats.stages[0].filtered == stats.stages[0].processed > 10
+
+
+def test_live_source_with_drop_oldest_recycles_dropped_frames() -> None:
+    # Four buffers and a stage ten times slower than the camera: frames dropped from the
+    # stage's queue must go back to the pool, or capture would stall after four frames.
+    def slow_counter(frame: Frame) -> int:
+        time.sleep(0.025)
+        return read_counter(frame.image)
+
+    source = open_source("synthetic:bars?width=64&height=8&fps=200", buffers=4)
+    with Pipeline(source, [Stage("slow", slow_counter, maxsize=1)]) as p:
+        results = [r for _, r in zip(range(15), p, strict=False)]
+        stats = p.stats()
+    assert [r.value for r in results] == [r.seq for r in results]
+    assert stats.source is not None and stats.source.captured > 40
+    assert stats.source.dropped + stats.stages[0].dropped > 20

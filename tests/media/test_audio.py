@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgekit.errors import EdgekitError
 from edgekit.media import AudioSink, AudioSource, MediaTimeout, SourceClosed
@@ -192,3 +194,21 @@ def test_ring_buffer_wraps() -> None:
     np.testing.assert_array_equal(ring.copy(35, 5)[:, 0], np.arange(35, 40))
     with pytest.raises(IndexError):
         ring.copy(20, 5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(capacity=st.integers(1, 50), sizes=st.lists(st.integers(0, 120), max_size=12))
+def test_ring_buffer_matches_a_plain_list(capacity: int, sizes: list[int]) -> None:
+    ring = AudioRing(capacity, 2)
+    everything: list[float] = []
+    for size in sizes:
+        block = np.arange(len(everything), len(everything) + size, dtype=np.float32)
+        ring.write(np.stack([block, -block], axis=1))
+        everything.extend(block.tolist())
+        assert ring.written == len(everything)
+        kept = everything[-capacity:] if everything else []
+        assert ring.oldest == len(everything) - len(kept)
+        if kept:
+            got = ring.copy(ring.oldest, len(kept))
+            np.testing.assert_array_equal(got[:, 0], kept)
+            np.testing.assert_array_equal(got[:, 1], [-v for v in kept])
