@@ -183,6 +183,8 @@ class Bridge:
         self._tx_lock = threading.Lock()
         self._session_cond = threading.Condition(self._lock)
         self._closed = threading.Event()
+        self._close_lock = threading.Lock()
+        self._close_started = False
         self._transport: Transport | None = None
         self._decoder = FrameDecoder(on_console=self._console)
         self._info: DeviceInfo | None = None
@@ -293,8 +295,10 @@ class Bridge:
 
     def close(self) -> None:
         """Stop streams on the device (best effort), stop both threads and close the link."""
-        if self._closed.is_set():
-            return
+        with self._close_lock:
+            if self._close_started:
+                return
+            self._close_started = True
         with self._lock:
             streams = list(self._streams.values())
         for stream in streams:
@@ -318,7 +322,8 @@ class Bridge:
             self._session_cond.notify_all()
             transport, self._transport = self._transport, None
         if transport is not None:
-            transport.close()
+            with self._tx_lock:
+                transport.close()
 
     def __enter__(self) -> Bridge:
         return self
@@ -703,7 +708,10 @@ class Bridge:
                 )
             )
             self._session_cond.notify_all()
-        transport.close()
+        # under the send lock: no write may still be using this descriptor (whose number a
+        # reconnect could reuse) once it is closed
+        with self._tx_lock:
+            transport.close()
         if was_up:
             logger.warning("lost %s: %s", self.url, reason)
 
