@@ -176,9 +176,12 @@ class Stream:
             return out
 
     def __iter__(self) -> Iterator[Sample]:
+        """Samples as they come, until the stream is closed (waits in 1 s slices)."""
         while True:
             try:
-                yield self.get(timeout=None if not self._closed else 0)
+                yield self.get(timeout=1.0)
+            except BridgeTimeout:
+                continue
             except Disconnected:
                 return
 
