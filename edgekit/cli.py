@@ -90,7 +90,8 @@ def _devices_for(model_format: str) -> list[str]:
         try:
             from edgekit.backends.onnx import available_providers
 
-            devices += [f"ort:{p}" for p in available_providers() if p != "CPUExecutionProvider"]
+            remote = {"CPUExecutionProvider", "AzureExecutionProvider"}  # Azure is a cloud call
+            devices += [f"ort:{p}" for p in available_providers() if p not in remote]
         except EdgekitError:
             return []
     elif model_format == "tflite":
