@@ -158,6 +158,13 @@ def test_tcp_mode(virtual_binary: Path) -> None:
         assert dev.url.startswith("tcp://127.0.0.1:")
         with Bridge.open(dev.url, timeout=3) as bridge:
             assert bridge.call("sys.ping", b"tcp") == b"tcp"
+            epoch = bridge.epoch
+            dev.replug()  # the device drops the connection and accepts the next one
+            deadline = time.monotonic() + 5
+            while bridge.connected and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert bridge.wait_session(5).epoch > epoch
+            assert bridge.call("sys.ping", b"again") == b"again"
 
 
 # --- authentication ------------------------------------------------------------------------
