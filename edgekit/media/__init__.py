@@ -47,11 +47,22 @@ from edgekit.media.registry import (
 )
 
 if TYPE_CHECKING:
-    from edgekit.media.audio import AudioStats, Microphone, PlaybackHandle, Speaker
+    from edgekit.media.audio import (
+        AudioDevice,
+        AudioStats,
+        Microphone,
+        PlaybackHandle,
+        Speaker,
+        list_devices,
+        rescan_devices,
+    )
     from edgekit.media.wav import WavSink, WavSource
 
 _LAZY = {
+    "AudioDevice": "edgekit.media.audio",
     "AudioStats": "edgekit.media.audio",
+    "list_devices": "edgekit.media.audio",
+    "rescan_devices": "edgekit.media.audio",
     "Microphone": "edgekit.media.audio",
     "PlaybackHandle": "edgekit.media.audio",
     "Speaker": "edgekit.media.audio",
@@ -71,6 +82,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AudioChunk",
+    "AudioDevice",
     "AudioDeviceError",
     "AudioFormatError",
     "AudioSink",
@@ -98,10 +110,12 @@ __all__ = [
     "UnknownSourceError",
     "WavSink",
     "WavSource",
+    "list_devices",
     "open_grabber",
     "open_source",
     "parse_source_url",
     "register_source",
+    "rescan_devices",
     "source_schemes",
     "unregister_source",
 ]

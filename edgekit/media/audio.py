@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -44,6 +45,7 @@ STALL_GRACE = 5.0
 
 __all__ = [
     "AudioChunk",
+    "AudioDevice",
     "AudioRing",
     "AudioStats",
     "Microphone",
@@ -52,6 +54,8 @@ __all__ = [
     "as_frames",
     "find_device",
     "import_sounddevice",
+    "list_devices",
+    "rescan_devices",
 ]
 
 
@@ -77,6 +81,57 @@ def _describe_devices(sd: Any, kind: str) -> str:
         f"{index}: {info['name']}" for index, info in enumerate(sd.query_devices()) if info[key] > 0
     ]
     return "; ".join(names) if names else "none"
+
+
+@dataclass(frozen=True)
+class AudioDevice:
+    """One PortAudio device as :func:`list_devices` reports it."""
+
+    index: int
+    name: str
+    host_api: str
+    inputs: int
+    outputs: int
+    default_rate: int
+
+
+def list_devices() -> list[AudioDevice]:
+    """The devices PortAudio knows (as of its last scan; see :func:`rescan_devices`)."""
+    sd = import_sounddevice()
+    apis = [api["name"] for api in sd.query_hostapis()]
+    return [
+        AudioDevice(
+            index=index,
+            name=str(info["name"]),
+            host_api=str(apis[info["hostapi"]]),
+            inputs=int(info["max_input_channels"]),
+            outputs=int(info["max_output_channels"]),
+            default_rate=int(info["default_samplerate"]),
+        )
+        for index, info in enumerate(sd.query_devices())
+    ]
+
+
+_open_streams: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def rescan_devices() -> list[AudioDevice]:
+    """Make PortAudio enumerate host APIs and devices again; the new device list.
+
+    PortAudio scans once per process, so a microphone plugged in later, a sound server started
+    later, or a changed ALSA configuration is invisible until this runs. Device indices may
+    change. Every Microphone and Speaker must be closed first.
+    """
+    busy = [stream for stream in list(_open_streams) if not stream.closed]
+    if busy:
+        raise AudioDeviceError(
+            f"{len(busy)} audio stream(s) are still open ({', '.join(map(repr, busy))}): close "
+            "them before rescanning devices"
+        )
+    sd = import_sounddevice()
+    sd._terminate()
+    sd._initialize()
+    return list_devices()
 
 
 def find_device(device: Device, kind: str) -> tuple[int, dict[str, Any]]:
@@ -299,6 +354,7 @@ class Microphone:
             self._stream.start()
         except sd.PortAudioError as e:
             raise AudioDeviceError(f"cannot open {self.device} for capture: {e}") from e
+        _open_streams.add(self)
 
     # -- PortAudio thread --------------------------------------------------------------------
     def _callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
@@ -483,6 +539,15 @@ class PlaybackHandle:
     @property
     def done(self) -> bool:
         return self._done.is_set()
+
+    @property
+    def closed(self) -> bool:
+        """True once the output stream is released (after ``wait()`` returned or ``stop()``)."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        state = "stopped" if self._stopped else "done" if self.done else "playing"
+        return f"<PlaybackHandle {self.frames_played}/{len(self._data)} frames {state}>"
 
     @property
     def stopped(self) -> bool:

@@ -80,10 +80,9 @@ def _require_tool(name: str, package: str) -> str:
 
 def rescan_portaudio() -> None:
     """PortAudio lists host APIs and devices once per process; make it look again."""
-    import sounddevice
+    from edgekit.media.audio import rescan_devices
 
-    sounddevice._terminate()
-    sounddevice._initialize()
+    rescan_devices()
 
 
 def _portaudio() -> None:

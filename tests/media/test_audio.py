@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 
 from edgekit.errors import EdgekitError
 from edgekit.media import AudioSink, AudioSource, MediaTimeout, SourceClosed
-from edgekit.media.audio import AudioRing, Microphone, Speaker, find_device
+from edgekit.media.audio import (
+    AudioRing,
+    Microphone,
+    Speaker,
+    find_device,
+    list_devices,
+    rescan_devices,
+)
 from edgekit.media.errors import AudioDeviceError, AudioFormatError
 
 RATE = 16000
@@ -212,3 +219,16 @@ def test_ring_buffer_matches_a_plain_list(capacity: int, sizes: list[int]) -> No
             got = ring.copy(ring.oldest, len(kept))
             np.testing.assert_array_equal(got[:, 0], kept)
             np.testing.assert_array_equal(got[:, 1], [-v for v in kept])
+
+
+def test_list_and_rescan_devices(jack_device: str) -> None:
+    devices = list_devices()
+    jack = [d for d in devices if d.name == jack_device]
+    assert len(jack) == 1
+    assert (jack[0].inputs, jack[0].outputs, jack[0].default_rate) == (2, 2, RATE)
+    assert "JACK" in jack[0].host_api
+    with Microphone(jack_device, rate=RATE) as mic:
+        with pytest.raises(AudioDeviceError, match="close them before rescanning"):
+            rescan_devices()
+        mic.read(160, timeout=5)
+    assert [d.name for d in rescan_devices()] == [d.name for d in devices]
