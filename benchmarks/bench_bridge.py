@@ -232,8 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         total = 256 * 1024
         step("raw pty throughput")
         # the virtual device reads its pty 4 KiB at a time: the raw sink does the same
-        raw_bps = statistics.median(raw_pty_throughput(total * 4, 4096) for _ in range(5))
-        raw_big = statistics.median(raw_pty_throughput(total * 4, 65536) for _ in range(5))
+        raw_bps = statistics.median(raw_pty_throughput(total * 16, 4096) for _ in range(5))
+        raw_big = statistics.median(raw_pty_throughput(total * 16, 65536) for _ in range(5))
         step("bulk upload throughput (16 KiB frames)")
         with start_virtual_device(link=tmp / "big", frame_limit=16384) as dev:
             bulk_bps = bulk_throughput(dev.url, 16384, total, 9 if not args.quick else 3)
