@@ -14,6 +14,7 @@ it. Keep data beyond the block with ``frame.copy()``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from types import TracebackType
@@ -25,6 +26,7 @@ import numpy.typing as npt
 from edgekit.media.errors import FrameReleased, UnknownSourceError
 
 Image = npt.NDArray[np.uint8]
+_RELEASE_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -166,8 +168,9 @@ class Frame:
         return self.image.copy()
 
     def release(self) -> None:
-        """Give the buffer back to the pool; idempotent."""
-        image, self._image = self._image, None
+        """Give the buffer back to the pool; idempotent, also across threads."""
+        with _RELEASE_LOCK:  # a buffer returned twice would be filled by two captures at once
+            image, self._image = self._image, None
         if image is not None and self._release is not None:
             self._release(image)
 

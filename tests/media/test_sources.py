@@ -206,6 +206,27 @@ def test_reader_holding_every_buffer_pauses_capture() -> None:
         assert source.stats().captured > captured + 9
 
 
+def test_release_from_many_threads_returns_the_buffer_once() -> None:
+    with open_source("synthetic:bars?width=64&height=8&fps=2000", buffers=3) as source:
+        for _ in range(10):
+            frame = source.read(timeout=5)
+            barrier = threading.Barrier(8)
+
+            def release(frame: Frame = frame, barrier: threading.Barrier = barrier) -> None:
+                barrier.wait()
+                frame.release()
+
+            threads = [threading.Thread(target=release) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            held = [source.read(timeout=5) for _ in range(3)]
+            assert len({id(f.image) for f in held}) == 3, "two frames share one buffer"
+            for f in held:
+                f.release()
+
+
 def test_iterating_a_stalled_source_times_out() -> None:
     with open_source("synthetic:bars?width=64&height=8&fps=1", timeout=0.1) as source:
         seen = []
