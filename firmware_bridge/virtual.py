@@ -30,10 +30,12 @@ BUILD_TIMEOUT = 300.0
 
 
 def _newest_source(root: Path) -> float:
-    newest = 0.0
-    for path in root.rglob("*"):
-        if path.is_file() and "build" not in path.relative_to(root).parts:
-            newest = max(newest, path.stat().st_mtime)
+    """Newest mtime among what the binary is built from (not tests, fuzz corpora or build/)."""
+    newest = (root / "Makefile").stat().st_mtime if (root / "Makefile").exists() else 0.0
+    for folder in ("src", "include", "virtual"):
+        for path in (root / folder).rglob("*"):
+            if path.is_file():
+                newest = max(newest, path.stat().st_mtime)
     return newest
 
 
