@@ -89,3 +89,26 @@ def test_manifest_search_path_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("EDGEKIT_MODELS", str(tmp_path))
     assert "my-model" in {m.name for m in models.list_manifests()}
     assert edgekit.load("my-model").path.name == "mine.onnx"
+
+
+def test_built_model_is_verified_against_its_recorded_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built = models.fetch("shapes-cnn")  # built by models/build_shapes.py on first fetch
+    record = built.with_name(built.name + ".sha256")
+    assert record.read_text().split()[0] == hashlib.sha256(built.read_bytes()).hexdigest()
+    model = edgekit.load("shapes-cnn")
+    assert model.manifest is not None and model.manifest.output.labels[0] == "circle"
+    # a copy of the cache with one flipped byte is refused
+    monkeypatch.setenv("EDGEKIT_CACHE", str(tmp_path))
+    copy = models.cached_path("shapes-cnn")
+    copy.parent.mkdir(parents=True)
+    data = bytearray(built.read_bytes())
+    data[-10] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    copy.with_name(copy.name + ".sha256").write_text(record.read_text())
+    with pytest.raises(edgekit.ChecksumMismatch):
+        edgekit.load("shapes-cnn")
+    copy.with_name(copy.name + ".sha256").unlink()
+    with pytest.raises(edgekit.ChecksumMismatch, match="no recorded sha256"):
+        edgekit.load("shapes-cnn")
