@@ -353,3 +353,54 @@ def test_live_source_with_drop_oldest_recycles_dropped_frames() -> None:
     assert [r.value for r in results] == [r.seq for r in results]
     assert stats.source is not None and stats.source.captured > 40
     assert stats.source.dropped + stats.stages[0].dropped > 20
+
+
+def test_real_models_chained_detect_crop_recognise(tmp_path: Path) -> None:
+    """PP-OCRv4 text detection -> crops -> PP-OCRv4 recognition on a decoded video file."""
+    import edgekit
+    from edgekit.tasks import get_head
+    from edgekit.tasks.ocr import crop_text, sort_reading_order
+
+    det_model = edgekit.load("ppocr-v4-det", num_threads=1)
+    rec_model = edgekit.load("ppocr-v4-rec", num_threads=1)
+    det_head = get_head("text-detection")
+    rec_head = get_head("text-recognition", metadata=rec_model.metadata())
+    path = tmp_path / "text.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (640, 240))
+    assert writer.isOpened()
+    expected = []
+    for index in range(4):
+        lines = ["hello world", f"OCR on device {index}"]
+        image = np.full((240, 640, 3), 255, dtype=np.uint8)
+        for row, text in enumerate(lines):
+            cv2.putText(image, text, (40, 80 + 90 * row), cv2.FONT_HERSHEY_SIMPLEX, 1.3,
+                        (0, 0, 0), 2, cv2.LINE_AA)  # fmt: skip
+        writer.write(image)
+        expected.append(lines)
+    writer.release()
+
+    def detect(frame: Frame) -> tuple[np.ndarray, list[Any]]:
+        rgb = np.ascontiguousarray(frame.image[..., ::-1])  # a copy: the frame goes back now
+        feeds, context = det_head.prepare(rgb)
+        return rgb, sort_reading_order(det_head.decode(det_model.run(feeds), context))
+
+    def crop(found: tuple[np.ndarray, list[Any]]) -> list[np.ndarray]:
+        image, boxes = found
+        return [crop_text(image, box.quad) for box in boxes]
+
+    def recognise(crops: list[np.ndarray]) -> list[str]:
+        feeds, count = rec_head.prepare(crops)
+        return [t.text for t in rec_head.decode(rec_model.run(feeds), count)]
+
+    source = open_source(f"file:{path}", policy="block")
+    stages = [
+        Stage("detect", detect, policy="block"),
+        Stage("crop", crop, policy="block"),
+        Stage("recognise", recognise, policy="block"),
+    ]
+    results: list[Result] = []
+    stats = Pipeline(source, stages).run(on_result=results.append)
+    assert [r.value for r in results] == expected
+    assert [r.seq for r in results] == [0, 1, 2, 3]
+    assert [s.processed for s in stats.stages] == [4, 4, 4]
+    assert stats.stages[0].latency_p50_ms > stats.stages[1].latency_p50_ms  # the det model
