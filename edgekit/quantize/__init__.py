@@ -57,6 +57,8 @@ def quantize(
     size: tuple[int, int] | None = None,
     threads: Sequence[int] = (1,),
     progress: Progress | None = None,
+    budget_rounds: int = 3,
+    budget_segments: int = 12,
 ) -> QuantizeResult:
     """Quantize an ONNX model.
 
@@ -74,6 +76,8 @@ def quantize(
         size: (height, width) for models with dynamic image inputs.
         threads: thread counts to time both models with.
         progress: called with one line of text per step.
+        budget_rounds, budget_segments: the budget loop cuts the graph into this many runs of
+            nodes, keeps the costliest run in float, and repeats up to this many rounds.
     """
     from edgekit.model import load
 
@@ -97,6 +101,8 @@ def quantize(
         max_drop=max_drop,
         threads=threads,
         progress=progress,
+        budget_rounds=budget_rounds,
+        budget_segments=budget_segments,
     )
     if result.used_float or result.recipe is None:
         return result

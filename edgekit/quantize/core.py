@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgekit.errors import EdgekitError
 from edgekit.quantize.calibration import CalibrationData, Feeds
 from edgekit.quantize.prepare import import_quantization, prepare
@@ -30,7 +28,6 @@ from edgekit.quantize.report import (
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
-MIN_RANKED_ELEMENTS = 256
 
 
 class QuantizationError(EdgekitError):
@@ -168,83 +165,56 @@ class Job:
         )
 
     # -- accuracy budget -----------------------------------------------------------------------
-    def sensitivity(self, recipe: Recipe, path: Path, limit: int = 8) -> list[tuple[str, float]]:
-        """Nodes whose quantization costs most: the SQNR their output loses against their input,
-        measured on float and quantized activations of calibration samples (worst first), each
-        followed by the nodes that read its output (cost 0.0), so that tensor stays in float."""
+    def segments(self, recipe: Recipe, count: int) -> list[tuple[str, ...]]:
+        """The nodes not yet kept in float, in graph order, cut into ``count`` contiguous runs."""
         import onnx
-        from onnxruntime.quantization import qdq_loss_debug as debug
 
-        float_aug = self.workdir / "float-aug.onnx"
-        if not float_aug.exists():
-            debug.modify_model_output_intermediate_tensors(str(self.prepared), str(float_aug))
-        quant_aug = self.workdir / "quant-aug.onnx"
-        debug.modify_model_output_intermediate_tensors(str(path), str(quant_aug))
-        samples = self.data.calibration[: max(1, min(8, len(self.data.calibration)))]
-        float_acts = debug.collect_activations(str(float_aug), list(samples))
-        quant_acts = debug.collect_activations(str(quant_aug), list(samples))
-        errors = debug.compute_activation_error(
-            debug.create_activation_matching(quant_acts, float_acts)
-        )
-        # Tensors of a few values per sample (squeeze-excitation gates, pooled vectors) show
-        # huge SQNR losses that the gating after them hides; rank the feature maps instead.
-        sizes = {name: int(np.asarray(acts[0]).size) for name, acts in float_acts.items()}
-        sqnr = {
-            name: float(e["xmodel_err"])
-            for name, e in errors.items()
-            if "xmodel_err" in e and sizes.get(name, 0) >= MIN_RANKED_ELEMENTS
-        }
-        graph = onnx.load(str(self.prepared)).graph
-        consumers: dict[str, list[str]] = {}
-        for node in graph.node:
-            for name in node.input:
-                consumers.setdefault(name, []).append(node.name)
-        costs: list[tuple[str, float]] = []
-        for node in graph.node:
-            if node.name in recipe.exclude or not node.name:
-                continue
-            outs = [sqnr[o] for o in node.output if o in sqnr]
-            ins = [sqnr[i] for i in node.input if i in sqnr]
-            if not outs:
-                continue
-            before = min(ins) if ins else 60.0
-            costs.append((node.name, before - min(outs)))
-        costs.sort(key=lambda c: -c[1])
-        chosen: list[tuple[str, float]] = []
-        by_name = {node.name: node for node in graph.node}
-        for name, cost in costs:
-            if cost <= 0 or len(chosen) >= limit:
-                break
-            chosen.append((name, cost))
-            # The tensor stays float only if its readers are not quantized either.
-            for output in by_name[name].output:
-                for reader in consumers.get(output, []):
-                    if reader not in recipe.exclude and all(reader != c for c, _ in chosen):
-                        chosen.append((reader, 0.0))
-        return chosen
+        names = [
+            node.name
+            for node in onnx.load(str(self.prepared)).graph.node
+            if node.name and node.name not in recipe.exclude
+        ]
+        if not names:
+            return []
+        size = max(1, -(-len(names) // count))
+        return [tuple(names[i : i + size]) for i in range(0, len(names), size)]
 
     def within_budget(
-        self, recipe: Recipe, max_drop: float, rounds: int = 4, per_round: int = 4
+        self, recipe: Recipe, max_drop: float, rounds: int = 3, segments: int = 12
     ) -> tuple[Recipe, Path, AccuracyReport, list[tuple[str, float]]]:
-        """Build ``recipe``; while it misses the budget, keep its costliest nodes in float."""
+        """Build ``recipe``; while it misses the budget, keep in float the run of nodes whose
+        quantization costs the task metric most (each run measured by rebuilding with it in
+        float), and repeat. Returns what each kept run cost."""
         path = self.build(recipe)
         report = self.evaluate(path, with_latency=False)
         kept: list[tuple[str, float]] = []
         for round_number in range(rounds):
             if report.drop <= max_drop or recipe.mode != "static":
                 break
-            worst = self.sensitivity(recipe, path, per_round)
-            if not worst:
+            trials = []
+            runs = self.segments(recipe, segments)
+            for index, run in enumerate(runs, 1):
+                trial = recipe.with_exclusions(run)
+                trial_path = self.build(trial)
+                trial_report = self.evaluate(trial_path, with_latency=False)
+                trials.append((trial_report.metric - report.metric, run, trial, trial_path))
+                self.say(
+                    f"  budget round {round_number + 1}: nodes {run[0]}..{run[-1]} in float -> "
+                    f"{trial_report.metric_name} {trial_report.metric:.4f} ({index}/{len(runs)})"
+                )
+            if not trials:
                 break
-            kept.extend(worst)
-            recipe = recipe.with_exclusions(tuple(name for name, _ in worst))
-            named = ", ".join(n for n, cost in worst if cost > 0)
-            self.say(
-                f"  budget round {round_number + 1}: {report.metric_name} {report.metric:.4f} "
-                f"misses the budget; keeping {named} (and their readers) in float"
-            )
-            path = self.build(recipe)
+            gain, run, trial, trial_path = max(trials, key=lambda t: t[0])
+            if gain <= 0:
+                self.say("  no run of nodes helps: the error is spread over the whole graph")
+                break
+            kept.append((f"{run[0]}..{run[-1]} ({len(run)} nodes)", gain))
+            recipe, path = trial, trial_path
             report = self.evaluate(path, with_latency=False)
+            self.say(
+                f"  kept {len(run)} nodes in float ({run[0]}..{run[-1]}): "
+                f"{report.metric_name} +{gain:.4f} -> {report.metric:.4f}"
+            )
         return recipe, path, self.evaluate(path), kept
 
 
@@ -284,6 +254,42 @@ def _passes(report: AccuracyReport, max_drop: float) -> tuple[bool, str]:
     return True, ""
 
 
+def _repair(
+    job: Job,
+    candidates: list[Candidate],
+    budget: float,
+    count: int,
+    rounds: int,
+    segments: int,
+) -> list[Candidate]:
+    """Run the budget loop on the fastest static recipes that beat float but missed the budget."""
+    fixable = sorted(
+        (
+            c
+            for c in candidates
+            if not c.passed and c.recipe.mode == "static" and c.report.speedup >= 1.0
+        ),
+        key=lambda c: -c.report.speedup,
+    )[:count]
+    repaired = []
+    for candidate in fixable:
+        job.say(f"[budget] {candidate.recipe.label}: keeping the costliest nodes in float")
+        try:
+            final, path, report, kept = job.within_budget(
+                candidate.recipe, budget, rounds, segments
+            )
+        except QuantizationError as e:
+            job.say(f"  failed: {e}")
+            continue
+        ok, reason = _passes(report, budget)
+        repaired.append(Candidate(final, path, report, ok, reason, tuple(kept)))
+        job.say(
+            f"  {report.metric_name} {report.metric:.4f}, {report.speedup:.2f}x vs float"
+            + (f" -> rejected: {reason}" if not ok else "")
+        )
+    return repaired
+
+
 def _verdict(best: Candidate, search: bool) -> str:
     text = f"chose {best.recipe.label}" if search else f"built {best.recipe.label}"
     problems = []
@@ -310,6 +316,9 @@ def quantize_model(
     threads: Sequence[int] = (1,),
     progress: Progress | None = None,
     keep_workdir: bool = False,
+    budget_rounds: int = 3,
+    budget_segments: int = 12,
+    repair: int = 2,
 ) -> tuple[QuantizeResult, Job]:
     """Quantize ``source``; with ``search``, try every candidate recipe and keep the fastest that
     passes the budget and beats the float model, or keep the float model and say so."""
@@ -321,8 +330,10 @@ def quantize_model(
         for index, candidate in enumerate(recipes, 1):
             job.say(f"[{index}/{len(recipes)}] {candidate.label}")
             try:
-                if budget is not None:
-                    final, path, report, kept = job.within_budget(candidate, budget)
+                if budget is not None and not search:
+                    final, path, report, kept = job.within_budget(
+                        candidate, budget, budget_rounds, budget_segments
+                    )
                 else:
                     final, path, kept = candidate, job.build(candidate), []
                     report = job.evaluate(path)
@@ -338,6 +349,8 @@ def quantize_model(
     finally:
         if not keep_workdir and not candidates:
             shutil.rmtree(job.workdir, ignore_errors=True)
+    if search and budget is not None:
+        candidates.extend(_repair(job, candidates, budget, repair, budget_rounds, budget_segments))
     passing = [c for c in candidates if c.passed]
     if not passing:
         message = (

@@ -65,19 +65,30 @@ def test_search_never_returns_a_slower_or_worse_model(text_lines: Path, tmp_path
 
 def test_budget_keeps_costly_nodes_in_float(text_lines: Path, tmp_path: Path) -> None:
     data = load_calibration(edgekit.load("ppocr-cls"), str(text_lines), count=24, held_out=16)
-    strict = quantize(
-        "ppocr-cls", data, recipe=ORT_DEFAULT, max_drop=0.0, output=tmp_path / "s.onnx"
-    )
     plain = quantize("ppocr-cls", data, recipe=ORT_DEFAULT, output=tmp_path / "p.onnx")
     assert plain.report is not None
     if plain.report.drop == 0.0:
         pytest.fail("the per-tensor s8 default met a zero budget; the test needs a harder case")
+    lines: list[str] = []
+    strict = quantize(
+        "ppocr-cls",
+        data,
+        recipe=ORT_DEFAULT,
+        max_drop=0.0,
+        budget_rounds=2,
+        budget_segments=6,
+        output=tmp_path / "s.onnx",
+        progress=lines.append,
+    )
     (candidate,) = strict.candidates
-    # it kept nodes in float, each with its measured cost, and the result records them
-    assert candidate.kept_float and candidate.kept_float[0][1] > 0
-    assert all(cost >= 0 for _, cost in candidate.kept_float)
-    assert set(candidate.recipe.exclude) == {name for name, _ in candidate.kept_float}
-    assert candidate.report.metric >= plain.report.metric - 0.07
+    assert sum("budget round 1" in line for line in lines) == 6  # every run was measured
+    if candidate.kept_float:
+        # each kept run raised the metric by its recorded gain, and its nodes stay in float
+        assert all(gain > 0 for _, gain in candidate.kept_float)
+        assert candidate.recipe.exclude
+        assert candidate.report.metric > plain.report.metric
+    else:
+        assert any("no run of nodes helps" in line for line in lines)
 
 
 @pytest.mark.parametrize("recipe", [Recipe(mode="dynamic", weights="u8", per_channel=False),
