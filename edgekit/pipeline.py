@@ -23,7 +23,9 @@ Frames from a :class:`~edgekit.media.base.FrameSource` are borrowed (see
 :mod:`edgekit.media.base`): the first stage receives the :class:`~edgekit.media.base.Frame`, and
 the frame goes back to its pool as soon as a stage returns something other than the frame
 itself. A stage must therefore not return views of ``frame.image``; return a converted array, a
-crop copy, or ``frame.copy()``. With several workers a stage may finish items out of order.
+crop copy, or ``frame.copy()``. A stage with several workers hands its results on in the order
+it took the items (``ordered=True``, the default) or as they finish (``ordered=False``: no
+waiting behind a slow item).
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ class Stage:
     policy: QueuePolicy = "drop_oldest"
     maxsize: int = 2
     workers: int = 1
+    ordered: bool = True
 
     def __post_init__(self) -> None:
         if self.policy not in QUEUE_POLICIES:
@@ -310,6 +313,47 @@ class _StageRunner:
         self.counters = _Counters()
         self.live_workers = stage.workers
         self.lock = threading.Lock()
+        # Reordering for several workers: tickets in the order items were taken.
+        self.reorder = stage.ordered and stage.workers > 1
+        self.take_lock = threading.Lock()
+        self.order_lock = threading.Lock()
+        self.next_ticket = 0
+        self.next_out = 0
+        self.finished: dict[int, _Item | None] = {}
+
+    def take(self, timeout: float) -> tuple[int, _Item | _End | None]:
+        if not self.reorder:
+            return 0, self.inbox.get(timeout)
+        with self.take_lock:
+            item = self.inbox.get(timeout)
+            ticket = self.next_ticket
+            if isinstance(item, _Item):
+                self.next_ticket += 1
+            return ticket, item
+
+    def publish(self, ticket: int, item: _Item | None, outbox: _Queue) -> bool:
+        """Pass ``item`` on (``None``: filtered out) in ticket order; ``False`` if stopping."""
+        if not self.reorder:
+            return item is None or _put_or_release(outbox, item)
+        with self.order_lock:
+            self.finished[ticket] = item
+            while self.next_out in self.finished:
+                ready = self.finished.pop(self.next_out)
+                self.next_out += 1
+                if ready is not None and not _put_or_release(outbox, ready):
+                    for rest in self.finished.values():
+                        if rest is not None:
+                            rest.release()
+                    self.finished.clear()
+                    return False
+        return True
+
+
+def _put_or_release(outbox: _Queue, item: _Item) -> bool:
+    if outbox.put(item):
+        return True
+    item.release()
+    return False
 
 
 class Pipeline:
@@ -486,7 +530,7 @@ class Pipeline:
         inbox = runner.inbox
         counters = runner.counters
         while not self._stop.is_set():
-            item = inbox.get(POLL)
+            ticket, item = runner.take(POLL)
             if item is None:
                 continue
             if isinstance(item, _End):
@@ -511,11 +555,9 @@ class Pipeline:
             counters.add(t_start, t_end, value is None)
             if item.frame is not None and value is not item.frame:
                 item.release()
-            if value is None:
-                continue
-            item.value = value
-            if not outbox.put(item):
-                item.release()
+            if value is not None:
+                item.value = value
+            if not runner.publish(ticket, item if value is not None else None, outbox):
                 return
 
     # -- consumer ----------------------------------------------------------------------------

@@ -225,6 +225,24 @@ def test_several_workers_share_a_stage() -> None:
     assert stats.fps > 120
 
 
+@pytest.mark.parametrize("ordered", [True, False])
+def test_several_workers_keep_order_unless_told_not_to(ordered: bool) -> None:
+    def first_is_slow(value: int) -> int | None:
+        time.sleep(0.2 if value == 0 else 0.001)
+        return None if value == 3 else value  # a filtered item must not stall the order
+
+    stage = Stage("work", first_is_slow, policy="block", maxsize=8, workers=2, ordered=ordered)
+    results: list[Result] = []
+    stats = Pipeline(range(8), [stage]).run(on_result=results.append)
+    values = [r.value for r in results]
+    assert sorted(values) == [0, 1, 2, 4, 5, 6, 7]
+    if ordered:
+        assert values == [0, 1, 2, 4, 5, 6, 7]
+    else:
+        assert values[-1] == 0, "the slow first item finishes last"
+    assert stats.stages[0].filtered == 1
+
+
 def test_frames_are_released_after_the_first_stage() -> None:
     source = open_source(
         "synthetic:bars?width=64&height=8&fps=1000&frames=50", "block", maxsize=1, buffers=3
