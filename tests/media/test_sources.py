@@ -102,7 +102,7 @@ def test_paced_file_slow_consumer_gets_latest_and_drops_are_counted(
     assert stats.dropped >= frames // 2
     # Paced at the file's frame rate: 40 frames at 50 fps take about 0.8 s.
     assert 0.7 <= elapsed < 3.0
-    assert 40 <= stats.fps <= 60
+    assert 35 <= stats.fps <= 55
 
 
 def test_paced_file_queue_policy_drops_oldest(video_factory: Callable[..., Path]) -> None:
