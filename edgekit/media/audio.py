@@ -396,10 +396,11 @@ class Microphone:
                 "buffer_seconds of audio; open the microphone with a larger buffer_seconds)"
             )
         deadline = None if timeout is None else time.monotonic() + timeout
+        dropped = 0
         with self._cond:
             while True:
                 self._check()
-                dropped = self._skip_lost()
+                dropped += self._skip_lost()
                 if self._ring.written - self._cursor >= n_samples:
                     break
                 if self._finished:
