@@ -400,6 +400,9 @@ def to_onnx(net: Network, doc: str) -> bytes:
     initializers = []
     nodes = []
     current = "image"
+    final_size = shapes.IMAGE_SIZE
+    for _, _, stride in CONV_LAYERS:
+        final_size = _out_size(final_size, stride)
     for k, ((cin, cout, stride), w, b) in enumerate(
         zip(CONV_LAYERS, net.conv_w, net.conv_b, strict=True)
     ):
@@ -427,7 +430,15 @@ def to_onnx(net: Network, doc: str) -> bytes:
         numpy_helper.from_array(net.fc_b, "fc.bias"),
     ]
     nodes += [
-        helper.make_node("GlobalMaxPool", [current], ["pool"], name="pool"),
+        # Global max pooling written as a MaxPool over the whole final map: the same numbers,
+        # but MaxPool is an op that onnxruntime's quantizers know, GlobalMaxPool is not.
+        helper.make_node(
+            "MaxPool",
+            [current],
+            ["pool"],
+            name="pool",
+            kernel_shape=[final_size, final_size],
+        ),
         helper.make_node("Flatten", ["pool"], ["features"], name="flatten", axis=1),
         helper.make_node(
             "Gemm", ["features", "fc.weight", "fc.bias"], ["logits"], name="fc", transB=1

@@ -128,8 +128,8 @@ _Geometry = tuple[str, float, float] | np.ndarray
 def _shape_outline(label: str, rng: np.random.Generator) -> tuple[np.ndarray, float, _Geometry]:
     """Pick a random instance of ``label``: its centre, its extent and its local geometry.
 
-    The geometry is either a radius pair (circle, ring) or polygon vertices relative to the
-    centre, already rotated and jittered.
+    The geometry is either ``("disc", radius, 0)``, ``("annulus", mid radius, half width)`` or
+    the polygon's vertices [K, 2] relative to the centre, already jittered and rotated.
     """
     radius = rng.uniform(_MIN_RADIUS, _MAX_RADIUS)
     margin = 0.85 * radius
