@@ -71,7 +71,7 @@ def no_thread_leak() -> Iterator[None]:
 
 
 # -- sound devices -------------------------------------------------------------------------------
-def _require_tool(name: str, package: str) -> str:
+def _require_program(name: str, package: str) -> str:
     path = shutil.which(name)
     if path is None:
         pytest.fail(f"{name} is not installed: apt-get install {package}", pytrace=False)
@@ -96,8 +96,8 @@ def _portaudio() -> None:
 def jack_device() -> Iterator[str]:
     """A JACK server on its dummy driver (16 kHz, 160-frame periods, 2 in / 2 out), paced like
     hardware; yields the PortAudio name of its device (indices change when PortAudio rescans)."""
-    jackd = _require_tool("jackd", "jackd2")
-    jack_wait = _require_tool("jack_wait", "jackd2")
+    jackd = _require_program("jackd", "jackd2")
+    jack_wait = _require_program("jack_wait", "jackd2")
     _portaudio()
     import sounddevice
 

@@ -35,7 +35,7 @@ def test_round_trip_is_exact(tmp_path: Path) -> None:
         handle = sink.play(signal[:10000])
         assert handle.done and handle.wait() and handle.frames_played == 10000
         sink.write(signal[10000:])
-    with wave.open(str(path)) as w:  # a plain 16-bit PCM file any tool reads
+    with wave.open(str(path)) as w:  # a plain 16-bit PCM file any program reads
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
         assert w.getnframes() == 16000
     with WavSource(path) as source:
