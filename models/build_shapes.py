@@ -284,7 +284,7 @@ def train_backward(params: Trainable, cache: Cache, dlogits: np.ndarray) -> list
 
 
 class Adam:
-    def __init__(self, tensors: list[np.ndarray], beta1: float = 0.9, beta2: float = 0.999):
+    def __init__(self, tensors: list[np.ndarray], beta1: float = 0.9, beta2: float = 0.999) -> None:
         self.m = [np.zeros_like(t) for t in tensors]
         self.v = [np.zeros_like(t) for t in tensors]
         self.beta1, self.beta2 = beta1, beta2
