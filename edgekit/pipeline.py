@@ -41,7 +41,7 @@ from typing import Any, Literal
 import numpy as np
 
 from edgekit.errors import EdgekitError
-from edgekit.media.base import Frame, FrameSource, SourceStats
+from edgekit.media.base import AudioChunk, Frame, FrameSource, SourceStats
 from edgekit.media.errors import EndOfStream, MediaTimeout
 
 log = logging.getLogger(__name__)
@@ -361,7 +361,8 @@ class Pipeline:
 
     Args:
         source: a :class:`~edgekit.media.base.FrameSource` (read with a timeout, frames
-            borrowed), a source URL (opened with ``open_source(url)``), or any iterable.
+            borrowed), a source URL (opened with ``open_source(url)``), or any iterable, such
+            as ``microphone.chunks(512)`` (audio chunks keep their sequence numbers and times).
         stages: run in order; at least one.
         sink: called with each final value on its own thread (stage ``sink``), before the
             result is handed to the iterator.
@@ -522,6 +523,9 @@ class Pipeline:
                 return
             if isinstance(value, Frame):
                 yield _Item(value.seq, value.t_capture_ns, value, value)
+            elif isinstance(value, AudioChunk):
+                # A chunk exists once its last sample was captured.
+                yield _Item(value.seq, min(value.t_end_ns, time.monotonic_ns()), value)
             else:
                 yield _Item(seq, time.monotonic_ns(), value)
 

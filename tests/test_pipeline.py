@@ -422,3 +422,28 @@ def test_real_models_chained_detect_crop_recognise(tmp_path: Path) -> None:
     assert [r.seq for r in results] == [0, 1, 2, 3]
     assert [s.processed for s in stats.stages] == [4, 4, 4]
     assert stats.stages[0].latency_p50_ms > stats.stages[1].latency_p50_ms  # the det model
+
+
+def test_audio_chunks_flow_with_their_own_sequence_and_time(tmp_path: Path) -> None:
+    from edgekit.media import AudioChunk, WavSink, WavSource
+
+    rate = 8000
+    t = np.arange(rate // 10) / rate
+    burst = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    silence = np.zeros_like(burst)
+    with WavSink(tmp_path / "bursts.wav", rate=rate) as sink:
+        for index in range(6):
+            sink.write(burst if index % 2 else silence)
+
+    def loud(chunk: AudioChunk) -> bool:
+        return bool(np.sqrt(np.mean(chunk.samples**2)) > 0.1)
+
+    seen: list[Result] = []
+    with WavSource(tmp_path / "bursts.wav", realtime=True) as source:
+        stages = [Stage("vad", loud, policy="block")]
+        stats = Pipeline(source.chunks(rate // 10), stages).run(on_result=seen.append)
+    assert stats.results == 6
+    assert [r.seq for r in seen] == list(range(6))
+    assert [r.value for r in seen] == [False, True] * 3
+    # Each chunk exists when its last sample is due (real time): results follow within ms.
+    assert all(0 <= r.latency_ms < 50 for r in seen)

@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -423,6 +424,14 @@ class Microphone:
             seq, self._seq = self._seq, self._seq + 1
         data = samples[:, 0] if self.channels == 1 else samples
         return AudioChunk(data, self.rate, t_start, seq, dropped)
+
+    def chunks(self, n_samples: int, timeout: float | None = 5.0) -> Iterator[AudioChunk]:
+        """Consecutive chunks until the microphone is closed (a pipeline source)."""
+        while True:
+            try:
+                yield self.read(n_samples, timeout)
+            except SourceClosed:
+                return
 
     def latest(self, seconds: float) -> AudioChunk:
         """The last ``seconds`` in the ring (up to its size); the read cursor does not move."""

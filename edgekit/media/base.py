@@ -15,7 +15,7 @@ it. Keep data beyond the block with ``frame.copy()``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
@@ -257,6 +257,8 @@ class AudioSource(Protocol):
     channels: int
 
     def read(self, n_samples: int, timeout: float | None = None) -> AudioChunk: ...
+
+    def chunks(self, n_samples: int, timeout: float | None = None) -> Iterator[AudioChunk]: ...
 
     def close(self) -> None: ...
 

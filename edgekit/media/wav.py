@@ -13,6 +13,7 @@ import os
 import threading
 import time
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -213,6 +214,14 @@ class WavSource:
             seq, self._seq = self._seq, self._seq + 1
         samples = data[:, 0].copy() if self.channels == 1 else data.copy()
         return AudioChunk(samples, self.rate, t_start, seq)
+
+    def chunks(self, n_samples: int, timeout: float | None = None) -> Iterator[AudioChunk]:
+        """Consecutive chunks to the end of the file (a pipeline source)."""
+        while True:
+            try:
+                yield self.read(n_samples, timeout)
+            except (EndOfStream, SourceClosed):
+                return
 
     def read_all(self) -> npt.NDArray[np.float32]:
         """The rest of the file as one array."""

@@ -232,3 +232,18 @@ def test_list_and_rescan_devices(jack_device: str) -> None:
             rescan_devices()
         mic.read(160, timeout=5)
     assert [d.name for d in rescan_devices()] == [d.name for d in devices]
+
+
+def test_microphone_chunks_feed_a_pipeline(jack_device: str) -> None:
+    from edgekit.pipeline import Pipeline, Result, Stage
+
+    with Microphone(jack_device, rate=RATE) as mic:
+        stages = [Stage("level", lambda c: float(np.abs(c.samples).max()), policy="block")]
+        results: list[Result] = []
+        stats = Pipeline(mic.chunks(320), stages).run(max_items=25, on_result=results.append)
+        assert not mic.closed, "the pipeline closes the iterator, not the microphone"
+    assert [r.seq for r in results] == list(range(25))
+    assert all(r.value == 0.0 for r in results)  # the dummy driver captures silence
+    # 25 chunks of 20 ms, paced by the device; each result follows its chunk quickly.
+    assert 0.35 < stats.elapsed_s < 2.0
+    assert stats.latency_p50_ms < 30
