@@ -470,7 +470,11 @@ class Pipeline:
             self._t_end_ns = time.monotonic_ns()
         if self._close_source:
             close = getattr(self._source, "close", None)
-            if callable(close):
+            source_busy = bool(self._threads) and self._threads[0].is_alive()
+            if source_busy and isinstance(self._source, Iterator):
+                # A generator cannot be closed while its thread is still inside it.
+                log.error("the source is still blocked in its iterator; it was not closed")
+            elif callable(close):
                 close()
 
     def __enter__(self) -> Pipeline:
