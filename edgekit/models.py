@@ -148,9 +148,11 @@ def fetch(
     path = cached_path(m)
     if m.source.kind == "file":
         return verify(m)
-    if path.is_file() and not force:
-        return verify(m)
     say = progress or (lambda text: log.info("%s", text))
+    if path.is_file() and not force:
+        if m.source.kind != "build" or _recorded_inputs(path) == _build_inputs(m):
+            return verify(m)
+        say(f"{m.name}: its build script changed since it was built; building it again")
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{m.name}-", dir=path.parent) as tmp:
         staging = Path(tmp)
@@ -171,11 +173,31 @@ def fetch(
             )
         if m.source.kind == "build":
             record = staging / (path.name + ".sha256")
-            record.write_text(f"{actual}  {path.name}\n", encoding="ascii")
+            record.write_text(
+                f"{actual}  {path.name}  inputs={_build_inputs(m)}\n", encoding="ascii"
+            )
             os.replace(record, path.with_name(path.name + ".sha256"))
         os.replace(produced, path)
     say(f"{m.name}: {path} ({path.stat().st_size / 1e6:.1f} MB, sha256 {actual[:12]}… verified)")
     return path
+
+
+def _build_inputs(m: Manifest) -> str:
+    """A digest of the Python files beside a build script (the script and what it imports)."""
+    digest = hashlib.sha256()
+    for file in sorted((m.directory / m.source.location).resolve().parent.glob("*.py")):
+        digest.update(file.name.encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _recorded_inputs(path: Path) -> str | None:
+    record = path.with_name(path.name + ".sha256")
+    if not record.is_file():
+        return None
+    for field in record.read_text(encoding="ascii").split():
+        if field.startswith("inputs="):
+            return field.removeprefix("inputs=")
+    return None
 
 
 def _wheel_cache() -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import edgekit
@@ -109,6 +110,46 @@ def test_built_model_is_verified_against_its_recorded_hash(
     copy.with_name(copy.name + ".sha256").write_text(record.read_text())
     with pytest.raises(edgekit.ChecksumMismatch):
         edgekit.load("shapes-cnn")
+    # without its record the copy is not trusted: it is built again, and then verifies
     copy.with_name(copy.name + ".sha256").unlink()
-    with pytest.raises(edgekit.ChecksumMismatch, match="no recorded sha256"):
-        edgekit.load("shapes-cnn")
+    rebuilt = edgekit.load("shapes-cnn")
+    assert rebuilt.path == copy and copy.read_bytes() != bytes(data)
+
+
+BUILD_SCRIPT = """
+import argparse, pathlib, onnx
+from onnx import TensorProto, helper
+parser = argparse.ArgumentParser()
+parser.add_argument("--out")
+parser.add_argument("--quiet", action="store_true")
+args = parser.parse_args()
+x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+graph = helper.make_graph([helper.make_node("{op}", ["x"], ["y"])], "g", [x], [y])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+model.ir_version = 9
+onnx.save(model, str(pathlib.Path(args.out) / "tiny.onnx"))
+"""
+
+
+def test_build_source_rebuilds_when_its_script_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDGEKIT_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "build_tiny.py").write_text(BUILD_SCRIPT.replace("{op}", "Relu"))
+    manifest = tmp_path / "tiny.toml"
+    manifest.write_text(
+        'name = "tiny"\nformat = "onnx"\nlicense = "x"\nsource = "build:build_tiny.py#tiny.onnx"\n'
+    )
+    said: list[str] = []
+    first = models.fetch(Manifest.from_file(manifest), progress=said.append)
+    assert any("building with build_tiny.py" in s for s in said)
+    said.clear()
+    assert models.fetch(Manifest.from_file(manifest), progress=said.append) == first
+    assert said == []  # cached, nothing rebuilt
+    x = np.array([[-1.0, 2.0, -3.0, 4.0]], np.float32)
+    assert edgekit.load(manifest).run(x)["y"].tolist() == [[0.0, 2.0, 0.0, 4.0]]
+    (tmp_path / "build_tiny.py").write_text(BUILD_SCRIPT.replace("{op}", "Neg"))
+    models.fetch(Manifest.from_file(manifest), progress=said.append)
+    assert any("build script changed" in s for s in said)
+    assert edgekit.load(manifest).run(x)["y"].tolist() == [[1.0, -2.0, 3.0, -4.0]]
