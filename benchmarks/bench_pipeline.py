@@ -9,6 +9,10 @@ decodes on the source's capture thread and runs ``preprocess`` and ``infer`` as 
 blocking queues, so no frame is dropped and both do the same work. "Slowest stage alone" runs
 only the most expensive step on inputs made beforehand: the ceiling for any pipeline.
 
+A control repeats the measured stage timings with stages that sleep instead of compute: what
+the pipeline machinery itself reaches when neither free cores nor the GIL limit it. The parallel
+capacity line says how much of a second core the machine gave this process.
+
 A second run paces the file at its frame rate (30 fps, latest-frame policy, drop-oldest
 queues) and reports the end-to-end latency from capture to result when the pipeline keeps up.
 Rounds alternate the order of the contenders; medians are reported. The machine is shared and
@@ -161,6 +165,37 @@ def parallel_capacity(work: Work, work_b: Work, prepared: Any, calls: int = 300)
     return sum(both) / single[0]
 
 
+def waiting_control(front_s: float, back_s: float, items: int) -> dict[str, float]:
+    """The same stage timings with stages that sleep instead of compute: what the pipeline
+    machinery reaches when CPU cores and the GIL are not the limit."""
+
+    def front(value: int) -> int:
+        time.sleep(front_s)
+        return value
+
+    def back(value: int) -> int:
+        time.sleep(back_s)
+        return value
+
+    start = time.perf_counter()
+    for value in range(items):
+        back(front(value))
+    sequential_fps = items / (time.perf_counter() - start)
+    slowest = front if front_s >= back_s else back
+    start = time.perf_counter()
+    for value in range(items):
+        slowest(value)
+    slowest_fps = items / (time.perf_counter() - start)
+    start = time.perf_counter()
+    stages = [
+        Stage("front", front, policy="block", maxsize=4),
+        Stage("back", back, policy="block", maxsize=4),
+    ]
+    Pipeline(range(items), stages).run()
+    pipeline_fps = items / (time.perf_counter() - start)
+    return {"sequential": sequential_fps, "slowest": slowest_fps, "pipeline": pipeline_fps}
+
+
 def paced_latency(path: Path, work: Work) -> Any:
     source = open_source(f"file:{path}?pace=1", policy="latest")
     stages = [Stage("preprocess", work.prepare_frame), Stage("infer", work.infer)]
@@ -220,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
                     runs["infer alone"].append(stage_alone("infer", work.infer, prepared))
             capacity.append(parallel_capacity(work, spare, prepared))
         paced = paced_latency(clip, work)
+        front_s = 1 / np.median(runs["decode alone"]) + 1 / np.median(runs["preprocess alone"])
+        back_s = 1 / np.median(runs["infer alone"])
+        control = waiting_control(float(front_s), float(back_s), len(images))
 
     fps = {name: float(np.median(values)) for name, values in runs.items()}
     slowest = min(("decode alone", "preprocess alone", "infer alone"), key=lambda n: fps[n])
@@ -238,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         "pipeline_vs_slowest_stage": fps["pipeline"] / fps[slowest],
         "saturated": pipeline_stats.as_dict() if pipeline_stats is not None else None,
         "paced": paced.as_dict(),
+        "waiting_control": control,
     }
     if args.json:
         print(json.dumps(result, indent=2))
@@ -264,6 +303,14 @@ def main(argv: list[str] | None = None) -> int:
           f"{pipeline_stats.latency_p99_ms:.1f} | {pipeline_stats.results} | 0 |")  # fmt: skip
     print(f"| paced at 30 fps (latest frame, drop oldest) | {paced.latency_p50_ms:.1f} | "
           f"{paced.latency_p99_ms:.1f} | {paced.results} | {dropped} |")  # fmt: skip
+    over_sequential = control["pipeline"] / control["sequential"]
+    over_slowest = control["pipeline"] / control["slowest"]
+    print(
+        f"\nControl, the same timings with stages that sleep ({front_s * 1e3:.2f} ms for decode "
+        f"+ preprocess, {back_s * 1e3:.2f} ms for infer): pipeline {control['pipeline']:.1f}/s, "
+        f"sequential {control['sequential']:.1f}/s (pipeline x{over_sequential:.2f}), slowest "
+        f"stage alone {control['slowest']:.1f}/s (pipeline x{over_slowest:.2f})."
+    )
     print("\nlast saturated pipeline run:\n")
     print("```\n" + format_stats(pipeline_stats) + "\n```")
     return 0
