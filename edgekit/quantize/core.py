@@ -290,12 +290,12 @@ def _repair(
     return repaired
 
 
-def _verdict(best: Candidate, search: bool) -> str:
+def _verdict(best: Candidate, search: bool, budget: float | None) -> str:
     text = f"chose {best.recipe.label}" if search else f"built {best.recipe.label}"
     problems = []
     if best.report.speedup and best.report.speedup < 1.0:
         problems.append(f"it is SLOWER than the float model ({best.report.speedup:.2f}x)")
-    if best.report.drop > 0.01:
+    if best.report.drop > (budget if budget is not None else 0.01):
         problems.append(
             f"its {best.report.metric_name} is only {best.report.metric:.4f} against the float "
             "model"
@@ -379,7 +379,7 @@ def quantize_model(
             candidates=tuple(candidates),
             kept_float=best.kept_float,
             notes=tuple(job.notes),
-            message=_verdict(best, search),
+            message=_verdict(best, search, budget),
         ),
         job,
     )
