@@ -58,3 +58,20 @@ def text_lines(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for i in range(40):
         cv2.imwrite(str(folder / f"{i:03d}.png"), text_line(rng))
     return folder
+
+
+@pytest.fixture(scope="session")
+def shape_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Images from the project's own shapes generator (models/shapes.py), as PNG files."""
+    import sys
+
+    import cv2
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "models"))
+    import shapes
+
+    folder = tmp_path_factory.mktemp("shapes")
+    images, _ = shapes.make_dataset(64, seed=2024)
+    for i, image in enumerate(images):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), np.ascontiguousarray(image[..., ::-1]))
+    return folder

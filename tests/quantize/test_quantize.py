@@ -145,3 +145,18 @@ def test_cli_quantize_json(text_lines: Path, tmp_path: Path) -> None:
     data = json.loads(result.stdout)
     assert data["path"] == str(out) and Path(data["manifest"]).is_file()
     assert data["report"]["metric"] >= 0 and data["recipe"]["mode"] == "static"
+
+
+def test_project_model_quantizes_with_high_agreement(shape_images: Path, tmp_path: Path) -> None:
+    data = load_calibration(edgekit.load("shapes-cnn"), str(shape_images), count=32, held_out=32)
+    result = quantize("shapes-cnn", data, output=tmp_path / "shapes-int8.onnx")
+    assert result.report is not None
+    assert result.report.metric_name == "top-1 agreement"
+    assert result.report.metric >= 0.95  # a plain conv + ReLU net quantizes well
+    import onnx
+
+    graph = onnx.load(str(result.path)).graph
+    dequantized = {out for node in graph.node if node.op_type == "DequantizeLinear"
+                   for out in node.output}  # fmt: skip
+    convs = [node for node in graph.node if node.op_type == "Conv"]
+    assert convs and all(c.input[0] in dequantized and c.input[1] in dequantized for c in convs)
