@@ -175,8 +175,9 @@ def open_file(url: SourceURL) -> OpenCVGrabber:
     )
 
 
-def open_rtsp(url: SourceURL) -> OpenCVGrabber:
-    """``rtsp://host/path``: FFmpeg with open and read timeouts, reconnected when lost."""
+def open_network(url: SourceURL) -> OpenCVGrabber:
+    """``rtsp://host/path`` or ``http://host/stream.mjpg`` (IP cameras): FFmpeg with open and
+    read timeouts, reconnected with backoff when the stream is lost."""
     api = _require_backend(
         url, "FFMPEG", "Install opencv-python-headless from PyPI, which bundles FFmpeg."
     )

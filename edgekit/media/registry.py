@@ -1,7 +1,8 @@
 """Frame sources by URL: an explicit registry of scheme -> grabber factory.
 
 ``cam:0``, ``cam:/dev/video0?width=1280&height=720&fps=30&fourcc=MJPG``,
-``file:clip.mp4?loop=1&pace=1``, ``rtsp://host/stream``, ``gst:videotestsrc ! appsink``,
+``file:clip.mp4?loop=1&pace=1``, ``rtsp://host/stream``, ``http://camera/stream.mjpg``,
+``gst:videotestsrc ! appsink``,
 ``synthetic:bars?width=320&height=240&fps=30&frames=100``. Register more with
 :func:`register_source`.
 """
@@ -113,8 +114,8 @@ def _register_builtins() -> None:
 
     register_source("cam", opencv.open_camera)
     register_source("file", opencv.open_file)
-    register_source("rtsp", opencv.open_rtsp, opaque=True)
-    register_source("rtsps", opencv.open_rtsp, opaque=True)
+    for scheme in ("rtsp", "rtsps", "http", "https"):
+        register_source(scheme, opencv.open_network, opaque=True)
     register_source("gst", opencv.open_gstreamer, opaque=True)
     register_source("synthetic", synthetic.open_synthetic)
 
