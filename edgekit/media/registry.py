@@ -2,9 +2,8 @@
 
 ``cam:0``, ``cam:/dev/video0?width=1280&height=720&fps=30&fourcc=MJPG``,
 ``file:clip.mp4?loop=1&pace=1``, ``rtsp://host/stream``, ``http://camera/stream.mjpg``,
-``gst:videotestsrc ! appsink``,
-``synthetic:bars?width=320&height=240&fps=30&frames=100``. Register more with
-:func:`register_source`.
+``gst:videotestsrc ! appsink``, ``synthetic:bars?width=320&height=240&fps=30&frames=100``.
+Register more with :func:`register_source`.
 """
 
 from __future__ import annotations
