@@ -308,6 +308,26 @@ def test_ctrl_c_stops_every_thread() -> None:
     assert not [t for t in pipeline_threads() if t.is_alive()]
 
 
+def test_ctrl_c_inside_a_for_loop_closes_on_leaving_the_with_block() -> None:
+    main = threading.main_thread()
+    timer = threading.Timer(0.3, signal.pthread_kill, args=(main.ident, signal.SIGINT))
+    source = open_source("synthetic:bars?width=64&height=8&fps=100")
+    seen = 0
+    timer.start()
+    try:
+        with (
+            pytest.raises(KeyboardInterrupt),
+            Pipeline(source, [Stage("seq", lambda f: f.seq)]) as p,
+        ):
+            for _ in p:
+                seen += 1
+    finally:
+        timer.join()
+    assert seen > 5 and not p.stats().running
+    with pytest.raises(Exception, match="closed"):
+        source.read(timeout=1)
+
+
 def test_breaking_out_of_the_loop_closes_everything() -> None:
     source = open_source("synthetic:bars?width=64&height=8&fps=200")
     with Pipeline(source, [Stage("seq", lambda f: f.seq), Stage("slow", slow)]) as p:
