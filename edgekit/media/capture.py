@@ -36,8 +36,8 @@ POLICIES: tuple[str, ...] = ("latest", "queue", "block")
 
 #: reconnect delays for a lost live stream: first, factor, ceiling (seconds).
 BACKOFF_FIRST, BACKOFF_FACTOR, BACKOFF_MAX = 0.05, 2.0, 2.0
-#: how long close() waits for the capture thread.
-JOIN_TIMEOUT = 5.0
+#: how long close() waits for the capture thread: longer than a network read may block.
+JOIN_TIMEOUT = 8.0
 
 
 class CaptureSource:

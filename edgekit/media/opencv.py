@@ -1,4 +1,4 @@
-"""Frame grabbers on OpenCV's ``VideoCapture``: cameras, files, RTSP and GStreamer pipelines.
+"""Frame grabbers on OpenCV's ``VideoCapture``: cameras, files, network streams, GStreamer.
 
 OpenCV is imported when a grabber is created, never at ``import edgekit.media``.
 """
