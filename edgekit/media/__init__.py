@@ -1,9 +1,27 @@
 """Camera and audio I/O.
 
-Frames: ``open_source(url)`` -> a :class:`~edgekit.media.capture.CaptureSource` lending
-:class:`~edgekit.media.base.Frame` objects (see :mod:`edgekit.media.base` for the lifetime rule).
-Audio: :mod:`edgekit.media.audio` (microphone, speaker, WAV files). OpenCV and sounddevice are
-imported only when a source that needs them is opened.
+Frames come from a URL (``cam:0``, ``file:clip.mp4?pace=1``, ``rtsp://...``, ``http://...``,
+``gst:...``, ``synthetic:bars``) through a capture thread; each frame is borrowed from a small
+pool and valid inside its ``with`` block (see :mod:`edgekit.media.base`)::
+
+    from edgekit.media import open_source
+
+    with open_source("cam:0?width=640&height=480", policy="latest") as camera:
+        with camera.read(timeout=2) as frame:      # the newest frame, no copy
+            faces = detect(frame.image)           # frame.image is valid only in here
+        print(camera.stats())                     # captured, delivered, dropped, fps
+
+Audio goes through PortAudio devices or WAV files with one interface::
+
+    from edgekit.media import Microphone, Speaker
+
+    with Microphone("USB", rate=16000) as mic:    # resampled if the device cannot do 16 kHz
+        chunk = mic.read(512, timeout=1)          # AudioChunk: samples, t_start_ns, seq
+    with Speaker(rate=16000) as speaker:
+        playing = speaker.play(reply)             # returns at once
+        playing.stop()                            # barge-in
+
+OpenCV and sounddevice are imported only when a source that needs them is opened.
 """
 
 from __future__ import annotations
