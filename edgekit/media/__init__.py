@@ -55,6 +55,7 @@ from edgekit.media.errors import (
     SourceOpenError,
     UnknownSourceError,
 )
+from edgekit.media.opencv import video_backends
 from edgekit.media.registry import (
     open_grabber,
     open_source,
@@ -136,4 +137,5 @@ __all__ = [
     "rescan_devices",
     "source_schemes",
     "unregister_source",
+    "video_backends",
 ]

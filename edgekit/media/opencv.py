@@ -217,3 +217,12 @@ def open_gstreamer(url: SourceURL) -> OpenCVGrabber:
         live=True,
         hint="Check the pipeline with gst-launch-1.0 and that it ends in appsink.",
     )
+
+
+def video_backends() -> dict[str, bool]:
+    """Which OpenCV video I/O backends this build has: ``FFMPEG``, ``GSTREAMER``, ``V4L2``."""
+    cv2 = import_cv2()
+    return {
+        name: bool(cv2.videoio_registry.hasBackend(getattr(cv2, f"CAP_{name}")))
+        for name in ("FFMPEG", "GSTREAMER", "V4L2")
+    }

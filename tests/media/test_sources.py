@@ -31,6 +31,7 @@ from edgekit.media import (
     open_source,
     register_source,
     unregister_source,
+    video_backends,
 )
 from edgekit.media.base import Image
 from edgekit.media.synthetic import embed_counter, read_counter
@@ -296,6 +297,13 @@ def test_unreachable_rtsp_stream_fails_fast() -> None:
     with pytest.raises(SourceOpenError, match="rtsp://127.0.0.1:9/none"):
         open_source("rtsp://127.0.0.1:9/none")
     assert time.monotonic() - t0 < 10
+
+
+def test_video_backends_report_the_opencv_build() -> None:
+    backends = video_backends()
+    assert set(backends) == {"FFMPEG", "GSTREAMER", "V4L2"}
+    assert backends["FFMPEG"], "file and network sources need OpenCV with FFmpeg"
+    assert backends["GSTREAMER"] == cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER)
 
 
 def test_gstreamer_source_matches_the_opencv_build() -> None:
