@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
+import select
 import struct
 import threading
 import time
@@ -51,7 +53,7 @@ from .messages import (
     unpack_stream_data,
 )
 from .streams import Stream
-from .transport import Transport, get_reset_strategy, open_transport
+from .transport import SupportsReadiness, Transport, get_reset_strategy, open_transport
 from .transport.reset import ResetStrategy
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,10 @@ MAX_RTO = 1.0
 RTO_BACKOFF = 1.5
 MAX_BACKOFF = 16.0  # never wait more than this many base timeouts between two attempts
 HOST_RX_WINDOW = 16
+DEVICE_CALL_CACHE = 8  # docs/protocol.md 4: a device remembers at least this many answers
+# After a caller read its own answer, the reader thread stays away from the link this long, so
+# that back-to-back calls do not wake it each time.
+DIRECT_LINGER = 0.002
 
 
 class _PendingCall:
@@ -155,7 +161,10 @@ class Bridge:
     """A session with one device. Open with `Bridge.open(url)`; use as a context manager.
 
     A reader thread feeds the frame decoder and dispatches frames; a supervisor thread restarts
-    streams after a reconnect. Both stop on `close()`.
+    streams after a reconnect. Both stop on `close()`. On a pollable link (a POSIX port, TCP) a
+    thread waiting alone in `call()` reads and dispatches its answer itself, which saves the
+    hand-over from the reader thread; `on_log` and `on_console` may therefore run on either
+    thread and must not call back into the bridge.
     """
 
     def __init__(
@@ -181,6 +190,14 @@ class Bridge:
 
         self._lock = threading.RLock()
         self._tx_lock = threading.Lock()
+        # held by whichever thread reads the link and dispatches: the reader thread, or a caller
+        # that reads its own answer (direct mode, see _await_direct)
+        self._io_lock = threading.Lock()
+        self._direct_callers = 0
+        self._direct_idle_since = 0.0
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         self._session_cond = threading.Condition(self._lock)
         self._closed = threading.Event()
         self._close_lock = threading.Lock()
@@ -322,8 +339,11 @@ class Bridge:
             self._session_cond.notify_all()
             transport, self._transport = self._transport, None
         if transport is not None:
-            with self._tx_lock:
+            with self._io_lock, self._tx_lock:
                 transport.close()
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def __enter__(self) -> Bridge:
         return self
@@ -401,24 +421,39 @@ class Bridge:
                 f"({self.max_payload - 2} bytes); use upload() for large data"
             )
         with self._session_cond:
-            window = max(1, self.info.rx_window)
-            while len(self._pending) >= window:
+            # A sliding window over call ids, not just a count: while the oldest call is still
+            # open, at most window - 1 newer ids exist, so the device's cache of recent calls
+            # (at least 8) still holds it and a retransmit can never be answered STALE.
+            window = max(1, min(self.info.rx_window, DEVICE_CALL_CACHE))
+            while self._pending and self._next_call_id - min(self._pending) >= window:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise BridgeTimeout(f"{name}: {window} calls already in flight for {timeout}s")
                 self._session_cond.wait(remaining)
             call_id = self._next_call_id
-            self._next_call_id = (self._next_call_id % 0xFFFFFFFF) + 1
+            if call_id > 0xFFFFFFFF:
+                raise ProtocolError(
+                    f"{self.url}: all 2**32 call ids of this bridge are used; reopen it"
+                )
+            self._next_call_id += 1
             pending = _PendingCall(call_id, name, self.info.epoch)
             self._pending[call_id] = pending
+            direct = len(self._pending) == 1 and isinstance(self._transport, SupportsReadiness)
+            if direct:
+                self._direct_callers += 1
             self._calls += 1
         try:
+            if direct:
+                with contextlib.suppress(BlockingIOError):
+                    os.write(self._wake_w, b"\x00")  # the reader leaves the link to us
             sent_at = time.monotonic()
             seq = self._send(Channel.RPC, RpcType.REQUEST, payload, id=call_id)
             rto = self.rtt.rto
             rto_cap = min(MAX_RTO, rto * MAX_BACKOFF)
             resent = False
-            while not pending.wait(max(0.0, min(rto, deadline - time.monotonic()))):
+            while not (self._await_direct if direct else _PendingCall.wait)(
+                pending, max(0.0, min(rto, deadline - time.monotonic()))
+            ):
                 if time.monotonic() >= deadline:
                     self._failed += 1
                     if pending.unauthenticated:
@@ -445,6 +480,9 @@ class Bridge:
         finally:
             with self._session_cond:
                 self._pending.pop(call_id, None)
+                if direct:
+                    self._direct_callers -= 1
+                    self._direct_idle_since = time.monotonic()
                 self._session_cond.notify_all()
         if pending.error is not None:
             self._failed += 1
@@ -643,11 +681,11 @@ class Bridge:
                     backoff = RECONNECT_BACKOFF[0]
                 continue
             try:
-                data = transport.read(65536)
-                if data:
-                    now_ns = time.monotonic_ns()
-                    for frame in self._decoder.feed(data):
-                        self._dispatch(frame, now_ns)
+                if isinstance(transport, SupportsReadiness):
+                    self._read_ready(transport)
+                else:
+                    with self._io_lock:
+                        self._ingest(transport.read(65536))
                 if not self._session_up:
                     self._handshake_tick()
             except Disconnected as e:
@@ -658,6 +696,64 @@ class Bridge:
             except Exception:
                 logger.exception("unexpected error in the bridge reader for %s", self.url)
                 self._link_lost(transport, "internal error in the reader")
+
+    def _read_ready(self, transport: SupportsReadiness) -> None:
+        """One reader-thread step on a pollable link; stays away while a caller reads."""
+        if self._direct_active():
+            self._closed.wait(DIRECT_LINGER)
+            return
+        try:
+            ready, _, _ = select.select([transport.fileno(), self._wake_r], [], [], 0.05)
+        except (OSError, ValueError) as e:
+            raise Disconnected(f"{self.url}: link closed ({e})") from e
+        if self._wake_r in ready:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._wake_r, 4096)
+            return
+        if ready:
+            with self._io_lock:
+                self._ingest(transport.read_available(65536))
+
+    def _direct_active(self) -> bool:
+        return (
+            self._direct_callers > 0 or time.monotonic() - self._direct_idle_since < DIRECT_LINGER
+        )
+
+    def _ingest(self, data: bytes) -> None:
+        """Decode and dispatch (caller holds the io lock, so frames keep their order)."""
+        if data:
+            now_ns = time.monotonic_ns()
+            for frame in self._decoder.feed(data):
+                self._dispatch(frame, now_ns)
+
+    def _await_direct(self, pending: _PendingCall, timeout: float) -> bool:
+        """Wait for a call by reading the link in this thread (no hand-over from the reader)."""
+        deadline = time.monotonic() + timeout
+        while not pending.done:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            transport = self._transport
+            if not isinstance(transport, SupportsReadiness):
+                return pending.wait(remaining)
+            if not self._io_lock.acquire(timeout=min(remaining, 0.001)):
+                continue  # the reader thread is dispatching, maybe our answer
+            error: Disconnected | None = None
+            try:
+                if not pending.done and transport is self._transport:
+                    fd = transport.fileno()
+                    ready, _, _ = select.select([fd], [], [], min(remaining, 0.05))
+                    if ready:
+                        self._ingest(transport.read_available(65536))
+            except Disconnected as e:
+                error = e
+            except (OSError, ValueError) as e:
+                error = Disconnected(f"{self.url}: link closed ({e})")
+            finally:
+                self._io_lock.release()
+            if error is not None:
+                self._link_lost(transport, str(error))
+        return True
 
     def _handshake_tick(self) -> None:
         now = time.monotonic()
@@ -708,9 +804,9 @@ class Bridge:
                 )
             )
             self._session_cond.notify_all()
-        # under the send lock: no write may still be using this descriptor (whose number a
-        # reconnect could reuse) once it is closed
-        with self._tx_lock:
+        # under the io and send locks: no read or write may still use this descriptor (whose
+        # number a reconnect could reuse) once it is closed
+        with self._io_lock, self._tx_lock:
             transport.close()
         if was_up:
             logger.warning("lost %s: %s", self.url, reason)

@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Callable
 
 from ..errors import TransportUnavailable
-from .base import DeviceEntry, ParsedUrl, SupportsModemLines, Transport
+from .base import DeviceEntry, ParsedUrl, SupportsModemLines, SupportsReadiness, Transport
 from .reset import RESET_STRATEGIES, ResetStrategy, get_reset_strategy
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "ParsedUrl",
     "ResetStrategy",
     "SupportsModemLines",
+    "SupportsReadiness",
     "Transport",
     "get_reset_strategy",
     "open_transport",

@@ -30,6 +30,19 @@ class Transport(Protocol):
 
 
 @runtime_checkable
+class SupportsReadiness(Protocol):
+    """Transports backed by a descriptor that can be polled without consuming input.
+
+    The client then lets the thread that waits for an answer read it directly, without a
+    wake-up through the reader thread.
+    """
+
+    def fileno(self) -> int: ...
+
+    def read_available(self, max_bytes: int) -> bytes: ...
+
+
+@runtime_checkable
 class SupportsModemLines(Protocol):
     """Transports with DTR/RTS lines (UARTs and USB CDC-ACM), used by reset strategies."""
 

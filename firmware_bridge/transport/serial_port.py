@@ -123,6 +123,27 @@ class SerialTransport:
             logger.debug("closing %s: %s", self.url, e)
 
 
+class FdSerialTransport(SerialTransport):
+    """A POSIX port: its descriptor can be polled, and read without blocking."""
+
+    def fileno(self) -> int:
+        if self._fd is None:
+            raise Disconnected(f"{self.url}: port is closed")
+        return self._fd
+
+    def read_available(self, max_bytes: int) -> bytes:
+        fd = self.fileno()
+        try:
+            data = os.read(fd, max_bytes)
+        except BlockingIOError:
+            return b""
+        except OSError as e:
+            raise Disconnected(f"{self.url}: read failed ({e}); device unplugged?") from e
+        if not data and _hung_up(fd):
+            raise Disconnected(f"{self.url}: port closed by the device (hang-up)")
+        return data
+
+
 def _hung_up(fd: int) -> bool:
     """A terminal reads b"" both at hang-up and when it has nothing: ask poll which it is."""
     poller = select.poll()
@@ -153,4 +174,7 @@ def open_serial(url: ParsedUrl) -> SerialTransport:
     except (OSError, ValueError) as e:
         raise DeviceNotFound(f"cannot open serial port {target}: {e}") from e
     logger.debug("opened %s at %d baud", target, baud)
-    return SerialTransport(port, url.url, limit)
+    transport = SerialTransport(port, url.url, limit)
+    if transport._fd is not None:
+        transport = FdSerialTransport(port, url.url, limit)
+    return transport

@@ -35,6 +35,20 @@ class TcpTransport:
             raise Disconnected(f"{self.url}: the device closed the connection")
         return data
 
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def read_available(self, max_bytes: int) -> bytes:
+        try:
+            data = self._sock.recv(max_bytes, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return b""
+        except OSError as e:
+            raise Disconnected(f"{self.url}: connection lost ({e})") from e
+        if not data:
+            raise Disconnected(f"{self.url}: the device closed the connection")
+        return data
+
     def write(self, data: bytes) -> None:
         try:
             self._sock.sendall(data)

@@ -255,3 +255,30 @@ def test_forged_and_replayed_frames_change_no_state(tmp_path: Path, virtual_bina
         assert unpack_response(answer.payload) == (Status.OK, b"safe")
         link.port.close()
         assert dev.running
+
+
+def test_concurrent_callers_and_a_stream(vdev: VirtualDevice) -> None:
+    """Calls from several threads (one may read its own answer) while a stream runs."""
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            for i in range(150):
+                payload = bytes([n]) * (i % 50)
+                assert bridge.call("sys.ping", payload, timeout=5) == payload
+        except BaseException as e:  # collected and asserted below
+            errors.append(e)
+
+    with Bridge.open(vdev.url, timeout=3) as bridge:
+        stream = bridge.subscribe("imu", 1000, maxlen=100000)
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        time.sleep(0.2)
+        stats = stream.stats()
+    assert not errors, errors[:3]
+    assert not any(t.is_alive() for t in threads)
+    assert stats.lost == 0 and stats.samples > 100
+    assert bridge.stats()["rpc"]["failed"] == 0
