@@ -207,26 +207,32 @@ class _Item:
 
 
 class _Queue:
-    """A bounded queue with a drop-oldest or blocking put that gives up when the pipeline stops."""
+    """A bounded queue with a drop-oldest or blocking put that gives up when the pipeline stops.
+
+    Producers and consumers wait on separate conditions and each hand-off wakes one thread, so
+    no thread wakes (and competes for the GIL) for nothing.
+    """
 
     def __init__(self, maxsize: int, policy: str, stop: threading.Event) -> None:
         self.maxsize = maxsize
         self.policy = policy
         self._stop = stop
         self._items: deque[_Item | _End] = deque()
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        self._not_empty = threading.Condition(lock)
+        self._not_full = threading.Condition(lock)
         self.received = 0
         self.dropped = 0
 
     def put(self, item: _Item) -> bool:
         """Enqueue under the policy; ``False`` if the pipeline stopped first."""
         dropped: _Item | None = None
-        with self._cond:
+        with self._not_full:
             if self.policy == "block":
                 while len(self._items) >= self.maxsize:
                     if self._stop.is_set():
                         return False
-                    self._cond.wait(POLL)
+                    self._not_full.wait(POLL)
             elif len(self._items) >= self.maxsize:
                 for index, old in enumerate(self._items):
                     if isinstance(old, _Item):
@@ -236,38 +242,40 @@ class _Queue:
                         break
             self._items.append(item)
             self.received += 1
-            self._cond.notify_all()
+            self._not_empty.notify()
         if dropped is not None:
             dropped.release()
         return True
 
     def put_end(self) -> None:
-        with self._cond:
+        with self._not_empty:
             self._items.append(_END)
-            self._cond.notify_all()
+            self._not_empty.notify_all()
 
     def get(self, timeout: float) -> _Item | _End | None:
-        with self._cond:
+        with self._not_empty:
             if not self._items:
-                self._cond.wait(timeout)
+                self._not_empty.wait(timeout)
                 if not self._items:
                     return None
             item = self._items.popleft()
-            self._cond.notify_all()
+            self._not_full.notify()
             return item
 
     def __len__(self) -> int:
-        with self._cond:
+        with self._not_empty:
             return sum(isinstance(item, _Item) for item in self._items)
 
     def wake(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
+        with self._not_empty:
+            self._not_empty.notify_all()
+            self._not_full.notify_all()
 
     def drain(self) -> None:
-        with self._cond:
+        with self._not_empty:
             items = list(self._items)
             self._items.clear()
+            self._not_full.notify_all()
         for item in items:
             if isinstance(item, _Item):
                 item.release()
