@@ -83,7 +83,9 @@ RECIPES = (
 )
 
 
-def bench_model(name: str, threads: tuple[int, ...], count: int, held: int) -> list[dict[str, Any]]:
+def bench_model(
+    name: str, threads: tuple[int, ...], count: int, held: int, budget: float
+) -> list[dict[str, Any]]:
     case = CASES[name]
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,8 +106,8 @@ def bench_model(name: str, threads: tuple[int, ...], count: int, held: int) -> l
             rows.append(_row(name, label, report, time.perf_counter() - started, float_size))
         started = time.perf_counter()
         result, _ = quantize_model(model.path, data, manifest=model.manifest, search=True,
-                                   max_drop=0.01, threads=threads)  # fmt: skip
-        label = "search (fastest within 1 %)"
+                                   max_drop=budget, threads=threads)  # fmt: skip
+        label = f"search (fastest within {budget:.0%})"
         if result.report is None:
             rows.append({"model": name, "recipe": label, "result": result.message,
                          "seconds": round(time.perf_counter() - started, 1)})  # fmt: skip
@@ -143,12 +145,13 @@ def main() -> None:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--count", type=int, default=32)
     parser.add_argument("--held-out", type=int, default=24)
+    parser.add_argument("--budget", type=float, default=0.01, help="largest metric drop allowed")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     threads = tuple(int(t) for t in args.threads.split(","))
     rows: list[dict[str, Any]] = []
     for name in args.models.split(","):
-        rows.extend(bench_model(name, threads, args.count, args.held_out))
+        rows.extend(bench_model(name, threads, args.count, args.held_out, args.budget))
     if args.json:
         print(json.dumps(rows, indent=2))
         return
