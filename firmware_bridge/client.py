@@ -195,6 +195,8 @@ class Bridge:
         self._io_lock = threading.Lock()
         self._direct_callers = 0
         self._direct_idle_since = 0.0
+        self._reader_selecting = False
+        self._pollable: SupportsReadiness | None = None
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -438,12 +440,12 @@ class Bridge:
             self._next_call_id += 1
             pending = _PendingCall(call_id, name, self.info.epoch)
             self._pending[call_id] = pending
-            direct = len(self._pending) == 1 and isinstance(self._transport, SupportsReadiness)
+            direct = len(self._pending) == 1 and self._pollable is not None
             if direct:
                 self._direct_callers += 1
             self._calls += 1
         try:
-            if direct:
+            if direct and self._reader_selecting:
                 with contextlib.suppress(BlockingIOError):
                     os.write(self._wake_w, b"\x00")  # the reader leaves the link to us
             sent_at = time.monotonic()
@@ -644,6 +646,8 @@ class Bridge:
         limit = self._frame_limit_override or transport.frame_limit
         with self._lock:
             self._transport = transport
+            # checked once here: isinstance against a runtime Protocol is slow on the hot path
+            self._pollable = transport if isinstance(transport, SupportsReadiness) else None
             self._decoder.reset()
             self._decoder.set_frame_limit(limit)
             self._session_limit = 0
@@ -681,8 +685,9 @@ class Bridge:
                     backoff = RECONNECT_BACKOFF[0]
                 continue
             try:
-                if isinstance(transport, SupportsReadiness):
-                    self._read_ready(transport)
+                pollable = self._pollable
+                if pollable is not None and pollable is transport:
+                    self._read_ready(pollable)
                 else:
                     with self._io_lock:
                         self._ingest(transport.read(65536))
@@ -699,13 +704,19 @@ class Bridge:
 
     def _read_ready(self, transport: SupportsReadiness) -> None:
         """One reader-thread step on a pollable link; stays away while a caller reads."""
+        # announce the select before checking for callers: either a new caller sees this flag and
+        # wakes us, or we see the caller and stay away
+        self._reader_selecting = True
         if self._direct_active():
+            self._reader_selecting = False
             self._closed.wait(DIRECT_LINGER)
             return
         try:
             ready, _, _ = select.select([transport.fileno(), self._wake_r], [], [], 0.05)
         except (OSError, ValueError) as e:
             raise Disconnected(f"{self.url}: link closed ({e})") from e
+        finally:
+            self._reader_selecting = False
         if self._wake_r in ready:
             with contextlib.suppress(BlockingIOError):
                 os.read(self._wake_r, 4096)
@@ -733,8 +744,8 @@ class Bridge:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            transport = self._transport
-            if not isinstance(transport, SupportsReadiness):
+            transport = self._pollable
+            if transport is None or transport is not self._transport:
                 return pending.wait(remaining)
             if not self._io_lock.acquire(timeout=min(remaining, 0.001)):
                 continue  # the reader thread is dispatching, maybe our answer
@@ -783,6 +794,7 @@ class Bridge:
             logger.debug("reconnect to %s: %s", self.url, e)
             with self._lock:
                 self._transport = None
+                self._pollable = None
             transport.close()
             return False
         self.reconnects += 1
@@ -794,6 +806,7 @@ class Bridge:
             if self._transport is not transport:
                 return
             self._transport = None
+            self._pollable = None
             self._link_error = reason
             was_up = self._session_up
             self._session_up = False

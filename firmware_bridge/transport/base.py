@@ -30,7 +30,7 @@ class Transport(Protocol):
 
 
 @runtime_checkable
-class SupportsReadiness(Protocol):
+class SupportsReadiness(Transport, Protocol):
     """Transports backed by a descriptor that can be polled without consuming input.
 
     The client then lets the thread that waits for an answer read it directly, without a
