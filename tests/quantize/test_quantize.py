@@ -13,6 +13,7 @@ import pytest
 import edgekit
 from edgekit import InputError
 from edgekit.quantize import ORT_DEFAULT, Recipe, load_calibration, quantize
+from edgekit.quantize.core import MIN_SPEEDUP
 
 
 def test_static_recipe_writes_model_manifest_and_report(text_lines: Path, tmp_path: Path) -> None:
@@ -51,14 +52,14 @@ def test_search_never_returns_a_slower_or_worse_model(text_lines: Path, tmp_path
     result = quantize("ppocr-cls", data, search=True, max_drop=0.01, output=tmp_path / "c.onnx")
     assert result.candidates, "every recipe failed to build"
     for c in result.candidates:
-        ok = c.report.drop <= 0.01 and c.report.speedup >= 1.0
+        ok = c.report.drop <= 0.01 and c.report.speedup >= MIN_SPEEDUP
         assert c.passed == ok, (c.recipe.label, c.reason)
     if result.used_float:
         assert "keeping the float model" in result.message
         assert result.path == edgekit.load("ppocr-cls").path
     else:
         assert result.report is not None
-        assert result.report.speedup >= 1.0 and result.report.drop <= 0.01
+        assert result.report.speedup >= MIN_SPEEDUP and result.report.drop <= 0.01
         best = max((c for c in result.candidates if c.passed), key=lambda c: c.report.speedup)
         assert result.recipe == best.recipe
 
