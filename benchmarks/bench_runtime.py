@@ -75,11 +75,13 @@ def ort_session(path: Path, threads: int) -> ort.InferenceSession:
 
 def bench_onnx(path: Path, x: np.ndarray, threads: int, rounds: int, calls: int) -> dict[str, Any]:
     session = ort_session(path, threads)
+    twin = ort_session(path, threads)
     name = session.get_inputs()[0].name
     model = edgekit.load(path, num_threads=threads)
     contenders: dict[str, Call] = {
         "raw session.run": lambda: session.run(None, {name: x}),
         "edgekit Model.run": lambda: model.run(x),
+        "raw twin": lambda: twin.run(None, {name: x}),
     }
     binding = session.io_binding()
     binding.bind_cpu_input(name, x)
@@ -91,18 +93,26 @@ def bench_onnx(path: Path, x: np.ndarray, threads: int, rounds: int, calls: int)
 def bench_litert(
     path: Path, x: np.ndarray, threads: int, rounds: int, calls: int
 ) -> dict[str, Any]:
-    interpreter = Interpreter(model_path=str(path), num_threads=threads)
-    interpreter.allocate_tensors()
-    in_index = interpreter.get_input_details()[0]["index"]
-    out_index = [d["index"] for d in interpreter.get_output_details()]
+    def raw_interpreter() -> Call:
+        interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        interpreter.allocate_tensors()
+        in_index = interpreter.get_input_details()[0]["index"]
+        out_index = [d["index"] for d in interpreter.get_output_details()]
 
-    def raw() -> object:
-        interpreter.set_tensor(in_index, x)
-        interpreter.invoke()
-        return [interpreter.get_tensor(i) for i in out_index]
+        def raw() -> object:
+            interpreter.set_tensor(in_index, x)
+            interpreter.invoke()
+            return [interpreter.get_tensor(i) for i in out_index]
+
+        return raw
 
     model = edgekit.load(path, num_threads=threads)
-    return compare({"raw invoke": raw, "edgekit Model.run": lambda: model.run(x)}, rounds, calls)
+    contenders = {
+        "raw invoke": raw_interpreter(),
+        "edgekit Model.run": lambda: model.run(x),
+        "raw twin": raw_interpreter(),
+    }
+    return compare(contenders, rounds, calls)
 
 
 def import_time_ms() -> float:
@@ -152,6 +162,9 @@ def main() -> None:
                     "timings_us": {k: round(v, 2) for k, v in timings.items()},
                     "ratio": round(ours / timings[raw_key], 3),
                     "added_us": round(ours - timings[raw_key], 2),
+                    # the same raw call on a second session: how far apart two identical
+                    # contenders land on this machine in this run (the noise floor)
+                    "twin_ratio": round(timings["raw twin"] / timings[raw_key], 3),
                 }
             )
     imports = import_time_ms()
@@ -159,15 +172,16 @@ def main() -> None:
         print(json.dumps({"rows": rows, "import_ms": imports}, indent=2))
         return
     print(f"threads={args.threads}, rounds={args.rounds}; median of per-round medians (us)\n")
-    print("| case | raw | edgekit | ratio | added per call | other |")
-    print("|---|---:|---:|---:|---:|---|")
+    print("| case | raw | edgekit | ratio | added per call | raw twin ratio (noise) | other |")
+    print("|---|---:|---:|---:|---:|---:|---|")
     for row in rows:
         t = dict(row["timings_us"])
         raw_key = "raw session.run" if "raw session.run" in t else "raw invoke"
         raw, ours = t.pop(raw_key), t.pop("edgekit Model.run")
+        t.pop("raw twin")
         other = ", ".join(f"{k} {v:.2f}" for k, v in t.items())
         print(f"| {row['case']} | {raw:.2f} | {ours:.2f} | {row['ratio']:.3f} | "
-              f"{row['added_us']:+.2f} us | {other} |")  # fmt: skip
+              f"{row['added_us']:+.2f} us | {row['twin_ratio']:.3f} | {other} |")  # fmt: skip
     print(f"\nimport edgekit: {imports:.2f} ms of its own (best of 5, python -X importtime)")
 
 
