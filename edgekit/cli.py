@@ -10,7 +10,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from edgekit.errors import EdgekitError
 
@@ -105,6 +105,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edgekit.errors import InputError
 
     model = edgekit.load(args.model, args.device, num_threads=args.threads)
+    if args.source is not None:
+        return _run_stream(model, args)
+    if args.input is None:
+        raise InputError("edgekit run needs --input FILE or --source URL")
     path = Path(args.input)
     if not path.exists():
         raise InputError(f"input file {path} does not exist")
@@ -148,6 +152,120 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"max {info['max']:.4g}  mean {info['mean']:.4g}"
         )
     return 0
+
+
+def _run_stream(model: Any, args: argparse.Namespace) -> int:
+    """A source URL through the model and its task head, one result per frame, live."""
+    from edgekit.errors import InputError
+    from edgekit.media import open_source
+    from edgekit.pipeline import Pipeline, Stage, format_stats
+    from edgekit.tasks import head_for
+
+    task = model.manifest.task if model.manifest is not None else None
+    if task is None or task == "vad":
+        raise InputError(
+            f"{model.name}: --source streams images through a task head; this model has "
+            f"{'an audio task' if task else 'no task in its manifest'}"
+        )
+    head = head_for(model, color_order="BGR")
+    writer = _VideoSaver(args.save) if args.save else None
+
+    def prepare(frame: Any) -> tuple[Any, Any, Any]:
+        image = frame.image.copy() if writer is not None else None
+        feeds, context = head.prepare(frame.image)
+        return feeds, context, image
+
+    def infer(item: tuple[Any, Any, Any]) -> tuple[Any, Any, Any]:
+        feeds, context, image = item
+        return model.run(feeds), context, image
+
+    def decode(item: tuple[Any, Any, Any]) -> tuple[Any, Any]:
+        outputs, context, image = item
+        return head.decode(outputs, context), image
+
+    policy: Literal["block", "drop_oldest"] = "block" if args.every_frame else "drop_oldest"
+    source = open_source(args.source, policy="block" if args.every_frame else "latest")
+    stages = [
+        Stage("prepare", prepare, policy=policy),
+        Stage("infer", infer, policy=policy),
+        Stage("decode", decode, policy=policy),
+    ]
+    shown = 0
+    started = time.monotonic()
+    with Pipeline(source, stages, result_timeout=30.0) as pipeline:
+        for result in pipeline:
+            answer, image = result.value
+            shown += 1
+            if writer is not None and image is not None:
+                writer.write(_annotate(image, answer))
+            if args.json:
+                record = {
+                    "seq": result.seq,
+                    "t_capture_ns": result.t_capture_ns,
+                    "latency_ms": round(result.latency_ms, 3),
+                    "result": _plain(answer),
+                }
+                print(json.dumps(record), flush=True)
+            else:
+                items = answer if isinstance(answer, list) else [answer]
+                print(f"#{result.seq:<6} {result.latency_ms:7.1f} ms  {len(items)} result(s)")
+            if args.max_frames is not None and shown >= args.max_frames:
+                break
+        stats = pipeline.stats()
+    if writer is not None:
+        writer.close()
+    if not args.json:
+        print(format_stats(stats))
+        print(f"{shown} results in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+class _VideoSaver:
+    """Annotated frames to a video file (MJPG in .avi works with every OpenCV build)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._writer: Any = None
+
+    def write(self, image: Any) -> None:
+        from edgekit.preprocess import import_cv2
+
+        cv2 = import_cv2()
+        if self._writer is None:
+            fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.endswith(".mp4") else "MJPG"))
+            height, width = image.shape[:2]
+            self._writer = cv2.VideoWriter(self.path, fourcc, 30.0, (width, height))
+            if not self._writer.isOpened():
+                raise EdgekitError(f"OpenCV cannot write {self.path}: use a .avi file name")
+        self._writer.write(image)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+
+
+def _annotate(image: Any, answer: Any) -> Any:
+    """Draw boxes (detections, text boxes) and labels on a BGR image."""
+    from edgekit.preprocess import import_cv2
+
+    cv2 = import_cv2()
+    for item in answer if isinstance(answer, list) else [answer]:
+        box = getattr(item, "box", None)
+        points = getattr(item, "quad", None)
+        label = getattr(item, "name", None) or getattr(item, "label", None) or ""
+        score = getattr(item, "score", None)
+        if points is not None:
+            import numpy as np
+
+            polygon = np.asarray(points, dtype=np.int32).reshape(-1, 1, 2)
+            cv2.polylines(image, [polygon], True, (0, 255, 0), 2)
+        elif box is not None and hasattr(box, "x1"):
+            p1, p2 = (int(box.x1), int(box.y1)), (int(box.x2), int(box.y2))
+            cv2.rectangle(image, p1, p2, (0, 255, 0), 2)
+            text = f"{label} {score:.2f}" if score is not None else str(label)
+            cv2.putText(image, text, (p1[0], max(12, p1[1] - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                        (0, 255, 0), 1, cv2.LINE_AA)  # fmt: skip
+    return image
 
 
 def _raw_feeds(model: Any, path: Path) -> Any:
@@ -449,7 +567,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a model on an input file and print the outputs")
     p.add_argument("model")
-    p.add_argument("--input", required=True, help="an image, a .wav file or a .npy array")
+    p.add_argument("--input", help="an image, a .wav file or a .npy array")
+    p.add_argument(
+        "--source", help="stream a source: cam:0, file:clip.mp4, rtsp://..., synthetic:bars"
+    )
+    p.add_argument("--max-frames", type=int, default=None, help="stop after N results")
+    p.add_argument("--save", help="write an annotated video (.avi) of the stream")
+    p.add_argument(
+        "--every-frame", action="store_true", help="process every frame (files), not the latest"
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument(

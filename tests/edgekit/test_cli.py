@@ -157,3 +157,31 @@ def test_import_is_cheap() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_run_streams_a_real_video(tmp_path: Path) -> None:
+    import cv2
+    from skimage import data as photos
+
+    video = tmp_path / "astronaut.avi"
+    image = np.ascontiguousarray(photos.astronaut()[..., ::-1])
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 15, (512, 512))
+    for i in range(12):
+        writer.write(np.ascontiguousarray(np.roll(image, 4 * i, axis=1)))  # the face moves right
+    writer.release()
+    saved = tmp_path / "annotated.avi"
+    out = edgekit(
+        "run", "face-detection-short-range", "--source", f"file:{video}", "--every-frame",
+        "--json", "--max-frames", "12", "--save", str(saved),
+    ).stdout  # fmt: skip
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["seq"] for r in records] == list(range(12))  # every frame, in order
+    lefts = [r["result"][0]["box"]["x1"] for r in records]
+    assert all(len(r["result"]) == 1 for r in records)
+    assert lefts[-1] - lefts[0] > 30  # the box follows the face (44 px of motion)
+    assert all(r["latency_ms"] > 0 for r in records)
+    capture = cv2.VideoCapture(str(saved))
+    frames = 0
+    while capture.read()[0]:
+        frames += 1
+    assert frames == 12
