@@ -2,8 +2,8 @@
 
     python benchmarks/bench_runtime.py [--rounds 15] [--calls 200] [--json]
 
-Each round times a block of raw calls and a block of edgekit calls on the same inputs,
-alternating which goes first; the result is the median over rounds of the per-round medians,
+Each round times a block of raw calls and a block of edgekit calls on the same inputs, in a
+shuffled order; the result is the median over rounds of the per-round medians,
 and the ratio edgekit / raw. Ratios are what to read: the machine is shared and noisy.
 """
 
@@ -48,9 +48,10 @@ def compare(contenders: dict[str, Call], rounds: int, calls: int) -> dict[str, f
         for _ in range(max(10, calls // 10)):
             fn()
     results: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(rounds):
-        order = names if r % 2 == 0 else names[::-1]
-        for name in order:
+    shuffle = np.random.default_rng(0)  # a fresh order every round: no contender owns a slot
+    for _ in range(rounds):
+        for index in shuffle.permutation(len(names)):
+            name = names[index]
             results[name].append(per_call_us(contenders[name], calls))
     return {n: float(np.median(v)) for n, v in results.items()}
 
