@@ -47,9 +47,48 @@ def runtime_tour(json_output: bool = False) -> int:
             f"{row['model']:<28} {row['task'] or '-':<18} {where:<34} "
             f"{row['load_ms']:>8.1f} {row['p50_ms']:>8.3f}"
         )
+    print()
+    for line in _answers():
+        print(line)
     print("\nNext: edgekit info face-detection-short-range --placement")
     print("      edgekit bench ppocr-v4-det --threads 1 --threads 2")
     return 0
+
+
+def _answers() -> list[str]:
+    """Two real answers: the face in a photograph, and text read back from an image."""
+    import numpy as np
+
+    import edgekit
+    from edgekit.preprocess import import_cv2
+    from edgekit.tasks import head_for
+    from edgekit.tasks.ocr import charset_from_metadata, read_text
+
+    lines = []
+    try:
+        from skimage import data as photos
+    except ImportError:
+        lines.append("(pip install scikit-image to see the face detector on a real photograph)")
+    else:
+        model = edgekit.load("face-detection-short-range")
+        head = head_for(model, color_order="RGB")
+        feeds, context = head.prepare(photos.astronaut())  # type: ignore[no-untyped-call]
+        faces = head.decode(model.run(feeds), context)
+        found = ", ".join(
+            f"score {f.score:.2f} at ({f.box.x1:.0f}, {f.box.y1:.0f})-({f.box.x2:.0f}, "
+            f"{f.box.y2:.0f})"
+            for f in faces
+        )
+        lines.append(f"faces in scikit-image's astronaut photograph: {len(faces)} ({found})")
+    cv2 = import_cv2()
+    text = "EDGEKIT 2026"
+    image = np.full((120, 640, 3), 255, np.uint8)
+    cv2.putText(image, text, (20, 80), cv2.FONT_HERSHEY_SIMPLEX, 1.8, (0, 0, 0), 4, cv2.LINE_AA)
+    det, rec = edgekit.load("ppocr-v4-det"), edgekit.load("ppocr-v4-rec")
+    charset = charset_from_metadata(rec.metadata()["character"])
+    read = read_text(image, det.run, rec.run, charset)
+    lines.append(f"text drawn as {text!r}, read back by PP-OCRv4: {[t.text for t in read]}")
+    return lines
 
 
 DEMOS: dict[str, Callable[[bool], int]] = {"runtime": runtime_tour}

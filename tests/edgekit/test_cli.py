@@ -185,3 +185,11 @@ def test_run_streams_a_real_video(tmp_path: Path) -> None:
     while capture.read()[0]:
         frames += 1
     assert frames == 12
+
+
+def test_demo_shows_real_answers() -> None:
+    out = edgekit("demo").stdout
+    assert "faces in scikit-image's astronaut photograph: 1 " in out
+    assert "read back by PP-OCRv4: ['EDGEKIT 2026']" in out
+    for name in ("face-detection-short-range", "silero-vad", "ppocr-v4-det", "shapes-cnn"):
+        assert name in out
