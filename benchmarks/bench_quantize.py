@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -105,8 +106,11 @@ def bench_model(
                 continue
             rows.append(_row(name, label, report, time.perf_counter() - started, float_size))
         started = time.perf_counter()
-        result, _ = quantize_model(model.path, data, manifest=model.manifest, search=True,
-                                   max_drop=budget, threads=threads)  # fmt: skip
+        result, search_job = quantize_model(model.path, data, manifest=model.manifest,
+                                            search=True, max_drop=budget,
+                                            threads=threads)  # fmt: skip
+        for folder in (job.workdir, search_job.workdir):
+            shutil.rmtree(folder, ignore_errors=True)
         label = f"search (fastest within {budget:.0%})"
         if result.report is None:
             rows.append({"model": name, "recipe": label, "result": result.message,

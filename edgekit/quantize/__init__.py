@@ -13,6 +13,7 @@ this device, and returns the fastest that passes, or the float model with a clea
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -92,7 +93,7 @@ def quantize(
         float_model = load(path) if manifest is None else load(manifest)
         data = load_calibration(float_model, calibration, count=count, held_out=held_out, size=size)
     chosen = recipe or (None if search else Recipe(mode=mode))
-    result, _job = quantize_model(
+    result, job = quantize_model(
         path,
         data,
         manifest=manifest,
@@ -104,13 +105,18 @@ def quantize(
         budget_rounds=budget_rounds,
         budget_segments=budget_segments,
     )
-    if result.used_float or result.recipe is None:
-        return result
-    target = Path(output) if output is not None else Path.cwd() / _default_name(path, result.recipe)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(result.path.read_bytes())
-    manifest_path = write_manifest(target, manifest, result, data.source)
-    return replace(result, path=target, manifest_path=manifest_path)
+    try:
+        if result.used_float or result.recipe is None:
+            return result
+        name = _default_name(path, result.recipe)
+        target = Path(output) if output is not None else Path.cwd() / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(result.path.read_bytes())
+        manifest_path = write_manifest(target, manifest, result, data.source)
+        return replace(result, path=target, manifest_path=manifest_path)
+    finally:
+        # The candidates' files go with the work folder; their reports stay in the result.
+        shutil.rmtree(job.workdir, ignore_errors=True)
 
 
 def _default_name(path: Path, recipe: Recipe) -> str:
