@@ -59,7 +59,13 @@ def list_manifests() -> list[Manifest]:
     found: dict[str, Manifest] = {}
     for directory in manifest_dirs():
         for file in sorted(directory.glob("*.toml")):
-            manifest = Manifest.from_file(file)
+            try:
+                manifest = Manifest.from_file(file)
+            except ManifestError as e:
+                # A folder on the search path may hold other TOML files; loading one by name
+                # still reports its error in full.
+                log.warning("skipping %s: %s", file, e)
+                continue
             found.setdefault(manifest.name, manifest)
     return sorted(found.values(), key=lambda m: m.name)
 

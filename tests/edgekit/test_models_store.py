@@ -153,3 +153,15 @@ def test_build_source_rebuilds_when_its_script_changes(
     models.fetch(Manifest.from_file(manifest), progress=said.append)
     assert any("build script changed" in s for s in said)
     assert edgekit.load(manifest).run(x)["y"].tolist() == [[1.0, -2.0, 3.0, -4.0]]
+
+
+def test_listing_skips_foreign_toml_but_loading_it_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "settings.toml").write_text('theme = "dark"\n')
+    monkeypatch.setenv("EDGEKIT_MODELS", str(tmp_path))
+    names = {m.name for m in models.list_manifests()}
+    assert "silero-vad" in names
+    assert "settings.toml" in caplog.text and "unknown key theme" in caplog.text
+    with pytest.raises(edgekit.ManifestError, match="unknown key theme"):
+        edgekit.load(tmp_path / "settings.toml")
