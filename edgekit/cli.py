@@ -543,7 +543,7 @@ def _bridge_main(argv: list[str]) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from edgekit.demo import run_demo
 
-    return run_demo(args.name, json_output=args.json)
+    return run_demo(args.name, json_output=args.json, args=args.sample_args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -640,8 +640,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_doctor)
 
-    p = sub.add_parser("demo", help="a tour of edgekit on this machine")
-    p.add_argument("name", nargs="?", default="runtime")
+    p = sub.add_parser("demo", help="a tour of edgekit on this machine, or a sample by name")
+    p.add_argument("name", nargs="?", default="runtime", help="runtime, or a samples/ program")
+    p.add_argument("sample_args", nargs=argparse.REMAINDER, help="passed to the sample")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_demo)
 

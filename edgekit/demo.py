@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from edgekit.errors import EdgekitError
 
@@ -94,8 +95,38 @@ def _answers() -> list[str]:
 DEMOS: dict[str, Callable[[bool], int]] = {"runtime": runtime_tour}
 
 
-def run_demo(name: str, json_output: bool = False) -> int:
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def samples() -> list[str]:
+    """Sample programs in the source tree (samples/NAME/NAME.py)."""
+    if not SAMPLES.is_dir():
+        return []
+    return sorted(p.name for p in SAMPLES.iterdir() if (p / f"{p.name}.py").is_file())
+
+
+def run_demo(name: str, json_output: bool = False, args: Sequence[str] = ()) -> int:
     demo = DEMOS.get(name)
-    if demo is None:
-        raise EdgekitError(f"no demo called {name!r}; demos: {', '.join(sorted(DEMOS))}")
-    return demo(json_output)
+    if demo is not None:
+        return demo(json_output)
+    if name in samples():
+        return _run_sample(name, [*args, *(["--json"] if json_output else [])])
+    known = sorted([*DEMOS, *samples()])
+    raise EdgekitError(f"no demo called {name!r}; demos: {', '.join(known)}")
+
+
+def _run_sample(name: str, args: list[str]) -> int:
+    """Run samples/NAME/NAME.py as a program, with its built-in defaults."""
+    import runpy
+    import sys
+
+    path = SAMPLES / name / f"{name}.py"
+    saved = sys.argv
+    sys.argv = [str(path), *args]
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.argv = saved
+    return 0
