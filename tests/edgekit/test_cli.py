@@ -193,3 +193,14 @@ def test_demo_shows_real_answers() -> None:
     assert "read back by PP-OCRv4: ['EDGEKIT 2026']" in out
     for name in ("face-detection-short-range", "silero-vad", "ppocr-v4-det", "shapes-cnn"):
         assert name in out
+
+
+def test_demo_runs_a_sample_by_name() -> None:
+    out = edgekit("demo", "robot", "--seconds", "2.5", "--json").stdout
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert [e["event"] for e in events if e.get("event") in ("connected", "tilt")] == [
+        "connected",
+        "tilt",
+    ]
+    result = edgekit("demo", "no-such-demo", check=False)
+    assert result.returncode == 2 and "robot" in result.stderr and "glasses" in result.stderr
