@@ -96,7 +96,7 @@ def check_portaudio() -> Check:
     devices = sounddevice.query_devices()
     count = len(devices) if hasattr(devices, "__len__") else 0
     hint = "" if count else "no sound devices: start JACK (jackd -d dummy) or plug one in"
-    return Check("audio", True, f"PortAudio {sounddevice.get_portaudio_version()[1]}; "
+    return Check("audio", True, f"{sounddevice.get_portaudio_version()[1].split(',')[0]}; "
                  f"{count} devices", hint)  # fmt: skip
 
 
