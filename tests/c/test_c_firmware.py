@@ -9,6 +9,7 @@ host implementation.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import importlib.util
@@ -49,36 +50,25 @@ FLAG_AUTH, FLAG_RESEND = 1, 2
 OK, UNKNOWN_METHOD, BAD_ARGS, UNAUTHENTICATED, STALE = 0, 1, 2, 5, 9
 
 
+@functools.cache
+def load_reference() -> ModuleType:
+    """gen_vectors.py, the stdlib reference that writes the shared vector table."""
+    spec = importlib.util.spec_from_file_location("gen_vectors", GEN_VECTORS)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gen_vectors"] = module  # dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    return module
+
+
 def cobs_encode(data: bytes) -> bytes:
-    out = bytearray()
-    block = bytearray()
-    for i, byte in enumerate(data):
-        if byte:
-            block.append(byte)
-            if len(block) == 254:
-                out += bytes([255]) + block
-                block.clear()
-                if i == len(data) - 1:
-                    return bytes(out)
-        else:
-            out += bytes([len(block) + 1]) + block
-            block.clear()
-    return bytes(out + bytes([len(block) + 1]) + block)
+    encoded: bytes = load_reference().cobs_encode(data)
+    return encoded
 
 
 def cobs_decode(data: bytes) -> bytes:
-    out = bytearray()
-    i = 0
-    while i < len(data):
-        code = data[i]
-        block = data[i + 1 : i + code]
-        if code == 0 or len(block) != code - 1 or 0 in block:
-            raise ValueError(f"bad COBS segment {data.hex()}")
-        out += block
-        i += code
-        if code != 255 and i < len(data):
-            out.append(0)
-    return bytes(out)
+    decoded: bytes = load_reference().cobs_decode(data)
+    return decoded
 
 
 @dataclass(frozen=True)
@@ -656,15 +646,6 @@ def test_garbage_and_console_text_cost_no_good_frame(link: Link) -> None:
 
 
 # --- differential test: C decoder against the reference decoder of gen_vectors.py ----------
-
-
-def load_reference() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_vectors", GEN_VECTORS)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gen_vectors"] = module  # dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    return module
 
 
 def random_stream(rng: random.Random, limit: int) -> bytes:
