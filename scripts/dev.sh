@@ -13,7 +13,7 @@ apt_missing() { dpkg -s "$1" >/dev/null 2>&1 || need_apt+=("$1"); }
 
 setup() {
   if command -v dpkg >/dev/null 2>&1; then
-    for pkg in libportaudio2 libusb-1.0-0 build-essential espeak-ng clang libclang-rt-14-dev jackd2; do apt_missing "$pkg"; done
+    for pkg in libportaudio2 libusb-1.0-0 build-essential espeak-ng clang libclang-rt-14-dev jackd2 chromium; do apt_missing "$pkg"; done
     if [ ${#need_apt[@]} -gt 0 ]; then
       if [ "$(id -u)" = 0 ]; then
         echo "== apt-get install ${need_apt[*]}"
