@@ -339,20 +339,18 @@ def face_dict(face: Detection) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- telemetry
 
 
-def pitch_deg(ax: int, az: int) -> float:
-    """Pitch in degrees from gravity in the x-z plane (ax = -g sin(pitch), az = g cos(pitch))."""
-    return math.degrees(math.atan2(-ax, az))
+def tilt_deg(ax: int, ay: int, az: int) -> tuple[float, float]:
+    """Pitch and roll in degrees from the gravity vector (x forward, y left, z up).
 
-
-def roll_deg(ay: int, az: int) -> float:
-    """Roll in degrees from gravity in the y-z plane."""
-    return math.degrees(math.atan2(ay, az))
+    Pitch is the nose up (ax = -g sin(pitch)), within +-90 degrees; roll is about the x axis.
+    """
+    return math.degrees(math.atan2(-ax, math.hypot(ay, az))), math.degrees(math.atan2(ay, az))
 
 
 def imu_dict(imu: tuple[int, ...], timestamp_us: int) -> dict[str, Any]:
     """One raw IMU sample in g and degrees per second, with its tilt."""
     ax, ay, az, gx, gy, gz = imu
-    pitch, roll = pitch_deg(ax, az), roll_deg(ay, az)
+    pitch, roll = tilt_deg(ax, ay, az)
     return {
         "t_us": timestamp_us,
         "accel_g": [round(ax / 1000, 3), round(ay / 1000, 3), round(az / 1000, 3)],
