@@ -244,7 +244,8 @@ def test_c_unit_tests_pass() -> None:
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     results = re.findall(r"(\d+) vector rows, (\d+) checks, (\d+) failures", out)
-    assert len(results) == 2, out[-2000:]  # plain and sanitized builds
+    # the main build (slicing-by-8 CRC), the MCU build (nibble CRC) and the sanitized one
+    assert len(results) == 3, out[-2000:]
     for rows, checks, failures in results:
         assert int(failures) == 0
         assert int(rows) >= 70 and int(checks) >= 700
@@ -502,7 +503,21 @@ def test_host_not_reading_counts_overruns(link: Link) -> None:
     assert ping.payload[2:] == b"alive"
 
 
-def test_bulk_firmware_transfer_and_fw_slot(link: Link) -> None:
+@pytest.mark.parametrize("sha_flags", [(), ("--portable-sha256",)], ids=["accelerated", "portable"])
+def test_bulk_firmware_transfer_and_fw_slot(
+    virtual_binary: Path, sha_flags: tuple[str, ...]
+) -> None:
+    """The slot's SHA-256 check holds with the device's SHA instructions and without them."""
+    dev = Device(virtual_binary, *sha_flags)
+    link = dev.open_pty()
+    try:
+        _bulk_into_fw_slot(link)
+    finally:
+        os.close(link.fd)
+        dev.close()
+
+
+def _bulk_into_fw_slot(link: Link) -> None:
     link.hello()
     image = bytes((i * 31 + (i >> 9)) & 0xFF for i in range(20_000))
     sha = hashlib.sha256(image).digest()

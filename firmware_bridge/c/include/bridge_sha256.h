@@ -15,6 +15,13 @@ typedef struct bridge_sha256 {
     size_t fill;
 } bridge_sha256_t;
 
+/* Block compression: whole 64-byte blocks into the state. A port with a hash peripheral or
+ * SHA instructions hands its own to bridge_sha256_use_blocks() once at start-up; NULL restores
+ * the portable C code. Every SHA-256 and HMAC of the library then goes through it. */
+typedef void (*bridge_sha256_blocks_fn)(uint32_t state[8], const uint8_t *blocks, size_t count);
+void bridge_sha256_use_blocks(bridge_sha256_blocks_fn fn);
+void bridge_sha256_blocks_portable(uint32_t state[8], const uint8_t *blocks, size_t count);
+
 void bridge_sha256_init(bridge_sha256_t *s);
 void bridge_sha256_update(bridge_sha256_t *s, const uint8_t *data, size_t len);
 void bridge_sha256_final(bridge_sha256_t *s, uint8_t out[BRIDGE_SHA256_SIZE]);

@@ -1,4 +1,6 @@
 /* Consistent Overhead Byte Stuffing without the trailing zero. */
+#include <string.h>
+
 #include "bridge_codec.h"
 
 size_t bridge_cobs_encode(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
@@ -50,10 +52,11 @@ int bridge_cobs_decode(const uint8_t *in, size_t len, uint8_t *out, size_t cap, 
     size_t r = 0;
     size_t w = 0;
 
+    /* Block by block with memchr and memmove (in and out may be the same buffer: the decoder
+     * decodes in place, and w never passes r). */
     while (r < len) {
         uint8_t code = in[r++];
         size_t n;
-        size_t i;
         if (code == 0) {
             return -1;
         }
@@ -64,12 +67,13 @@ int bridge_cobs_decode(const uint8_t *in, size_t len, uint8_t *out, size_t cap, 
         if (n > cap - w) {
             return -1;
         }
-        for (i = 0; i < n; i++) {
-            uint8_t c = in[r++];
-            if (c == 0) {
+        if (n > 0) {
+            if (memchr(in + r, 0, n) != NULL) {
                 return -1;
             }
-            out[w++] = c;
+            memmove(out + w, in + r, n);
+            r += n;
+            w += n;
         }
         if (code != 0xFF && r < len) {
             if (w >= cap) {

@@ -178,11 +178,32 @@ static void finish_segment(bridge_decoder_t *d)
 
 void bridge_decoder_feed(bridge_decoder_t *d, const uint8_t *data, size_t len)
 {
-    size_t i;
+    size_t i = 0;
     const size_t max_encoded = BRIDGE_ENCODED_MAX(d->limit);
 
-    for (i = 0; i < len; i++) {
-        uint8_t c = data[i];
+    while (i < len) {
+        uint8_t c;
+        if (d->skipping || !d->printable) {
+            /* Binary frame or a segment being dropped: jump to the next delimiter. */
+            const uint8_t *z = (const uint8_t *)memchr(data + i, 0, len - i);
+            size_t end = z != NULL ? (size_t)(z - data) : len;
+            if (d->skipping) {
+                if (z == NULL) {
+                    return;
+                }
+                i = end; /* the byte-wise step below consumes the delimiter */
+            } else if (end > i && d->len < max_encoded) {
+                size_t span = end - i;
+                if (span > max_encoded - d->len) {
+                    span = max_encoded - d->len;
+                }
+                memcpy(d->buf + d->len, data + i, span);
+                d->len += span;
+                i += span;
+                continue;
+            }
+        }
+        c = data[i++];
         if (c == 0) {
             if (!d->skipping && d->len > 0) {
                 finish_segment(d);

@@ -67,6 +67,21 @@ static void compress(uint32_t h[8], const uint8_t *p)
     h[7] += k;
 }
 
+void bridge_sha256_blocks_portable(uint32_t state[8], const uint8_t *blocks, size_t count)
+{
+    while (count-- > 0u) {
+        compress(state, blocks);
+        blocks += BRIDGE_SHA256_BLOCK;
+    }
+}
+
+static bridge_sha256_blocks_fn blocks_fn = bridge_sha256_blocks_portable;
+
+void bridge_sha256_use_blocks(bridge_sha256_blocks_fn fn)
+{
+    blocks_fn = fn != NULL ? fn : bridge_sha256_blocks_portable;
+}
+
 void bridge_sha256_init(bridge_sha256_t *s)
 {
     static const uint32_t iv[8] = {0x6a09e667u, 0xbb67ae85u, 0x3c6ef372u, 0xa54ff53au,
@@ -91,13 +106,14 @@ void bridge_sha256_update(bridge_sha256_t *s, const uint8_t *data, size_t len)
         if (s->fill < BRIDGE_SHA256_BLOCK) {
             return;
         }
-        compress(s->h, s->block);
+        blocks_fn(s->h, s->block, 1u);
         s->fill = 0;
     }
-    while (len >= BRIDGE_SHA256_BLOCK) {
-        compress(s->h, data);
-        data += BRIDGE_SHA256_BLOCK;
-        len -= BRIDGE_SHA256_BLOCK;
+    if (len >= BRIDGE_SHA256_BLOCK) {
+        size_t whole = len / BRIDGE_SHA256_BLOCK;
+        blocks_fn(s->h, data, whole);
+        data += whole * BRIDGE_SHA256_BLOCK;
+        len -= whole * BRIDGE_SHA256_BLOCK;
     }
     if (len > 0) {
         memcpy(s->block, data, len);
@@ -113,14 +129,14 @@ void bridge_sha256_final(bridge_sha256_t *s, uint8_t out[BRIDGE_SHA256_SIZE])
     s->block[s->fill++] = 0x80;
     if (s->fill > 56) {
         memset(s->block + s->fill, 0, BRIDGE_SHA256_BLOCK - s->fill);
-        compress(s->h, s->block);
+        blocks_fn(s->h, s->block, 1u);
         s->fill = 0;
     }
     memset(s->block + s->fill, 0, 56 - s->fill);
     for (i = 0; i < 8; i++) {
         s->block[63 - i] = (uint8_t)(bits >> (8 * i));
     }
-    compress(s->h, s->block);
+    blocks_fn(s->h, s->block, 1u);
     for (i = 0; i < 8; i++) {
         out[4 * i] = (uint8_t)(s->h[i] >> 24);
         out[4 * i + 1] = (uint8_t)(s->h[i] >> 16);

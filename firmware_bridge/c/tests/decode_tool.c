@@ -58,6 +58,8 @@ int main(void)
     static char line[2 * MAX_INPUT + 32];
     static uint8_t data[MAX_INPUT];
     static bridge_decoder_t dec;
+    unsigned long lines = 0;
+    uint32_t rng = 1;
 
     while (fgets(line, sizeof(line), stdin) != NULL) {
         char *hex;
@@ -81,7 +83,23 @@ int main(void)
         }
         memset(&o, 0, sizeof(o));
         bridge_decoder_init(&dec, limit, on_frame, on_console, &o);
-        bridge_decoder_feed(&dec, data, n);
+        if (++lines % 2 == 0) {
+            bridge_decoder_feed(&dec, data, n);
+        } else {
+            /* Odd lines arrive in pieces of 1..64 bytes: the result must not depend on how
+             * the stream is cut. */
+            size_t off = 0;
+            while (off < n) {
+                size_t k;
+                rng = rng * 1103515245u + 12345u;
+                k = 1u + (size_t)((rng >> 16) % 64u);
+                if (k > n - off) {
+                    k = n - off;
+                }
+                bridge_decoder_feed(&dec, data + off, k);
+                off += k;
+            }
+        }
         printf("frames=%u;cobs_errors=%u;short_frames=%u;crc_errors=%u;bad_version=%u;"
                "oversize=%u;console_lines=%u;bodies=%s;console=%s\n",
                (unsigned)s->frames, (unsigned)s->cobs_errors, (unsigned)s->short_frames,

@@ -1299,6 +1299,34 @@ static void test_codec_edges(void)
           "frame larger than output refused");
 }
 
+static size_t blocks_seen;
+
+static void counting_blocks(uint32_t state[8], const uint8_t *blocks, size_t count)
+{
+    blocks_seen += count;
+    bridge_sha256_blocks_portable(state, blocks, count);
+}
+
+static void test_sha256_blocks_hook(void)
+{
+    uint8_t data[200], want[32], got[32];
+    size_t i;
+    for (i = 0; i < sizeof(data); i++) {
+        data[i] = (uint8_t)(i * 7u);
+    }
+    bridge_sha256(data, sizeof(data), want);
+    bridge_sha256_use_blocks(counting_blocks);
+    blocks_seen = 0;
+    bridge_sha256(data, sizeof(data), got);
+    CHECK(blocks_seen == 4u, "a port's block function hashes every block (%u of 4)",
+          (unsigned)blocks_seen);
+    CHECK(memcmp(want, got, 32) == 0, "same digest through the port's block function");
+    bridge_sha256_use_blocks(NULL);
+    blocks_seen = 0;
+    bridge_sha256(data, sizeof(data), got);
+    CHECK(blocks_seen == 0u && memcmp(want, got, 32) == 0, "NULL restores the portable code");
+}
+
 int main(int argc, char **argv)
 {
     int rows;
@@ -1309,6 +1337,7 @@ int main(int argc, char **argv)
         return 2;
     }
     test_codec_edges();
+    test_sha256_blocks_hook();
     test_init_validation();
     test_session();
     test_small_frame_limit();

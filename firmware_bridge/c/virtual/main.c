@@ -2,7 +2,7 @@
  * pseudo-terminal (default) or a TCP socket on 127.0.0.1 (docs/protocol.md 9).
  *
  *   bridge-virtual [--pty] [--link PATH] [--tcp PORT] [--uid HEX] [--auth-key HEX]
- *                  [--frame-limit N]
+ *                  [--frame-limit N] [--portable-sha256]
  *
  * The first line on stdout is the URL to connect to; after a simulated replug
  * (SIGUSR1) the new URL is printed on another line.
@@ -27,10 +27,11 @@
 #include <unistd.h>
 
 #include "bridge.h"
+#include "sha256_accel.h"
 
 #define FW_VERSION "virtual-1.0.0"
 #define RING_SIZE 65536u
-#define SLOT_MAX (256u * 1024u)
+#define SLOT_MAX (4u * 1024u * 1024u)
 #define CONFIG_ENTRIES 16
 #define CONFIG_KEY_MAX 15
 #define CONFIG_VALUE_MAX 31
@@ -613,7 +614,7 @@ static int usage(const char *why)
     fprintf(stderr,
             "bridge-virtual: %s\n"
             "usage: bridge-virtual [--pty] [--link PATH] [--tcp PORT] [--uid HEX] "
-            "[--auth-key HEX] [--frame-limit N]\n",
+            "[--auth-key HEX] [--frame-limit N] [--portable-sha256]\n",
             why);
     return 2;
 }
@@ -626,6 +627,7 @@ int main(int argc, char **argv)
     sigset_t block, orig;
     long tcp_port = -1;
     long frame_limit = 1024;
+    int portable_sha = 0;
     int i;
 
     memset(&port, 0, sizeof(port));
@@ -641,9 +643,13 @@ int main(int argc, char **argv)
         if (strcmp(a, "--pty") == 0) {
             continue;
         }
+        if (strcmp(a, "--portable-sha256") == 0) {
+            portable_sha = 1;
+            continue;
+        }
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             printf("usage: bridge-virtual [--pty] [--link PATH] [--tcp PORT] [--uid HEX] "
-                   "[--auth-key HEX] [--frame-limit N]\n");
+                   "[--auth-key HEX] [--frame-limit N] [--portable-sha256]\n");
             return 0;
         }
         if (v == NULL) {
@@ -684,6 +690,9 @@ int main(int argc, char **argv)
         }
     }
 
+    if (!portable_sha) {
+        (void)sha256_accel_install(); /* the SHA extensions where the CPU has them */
+    }
     clock_gettime(CLOCK_MONOTONIC, &dev.t0);
     dev.urandom_fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
     cfg.uid = dev.uid;
