@@ -163,6 +163,8 @@ class Voice(Protocol):
     """The toy's mouth: starts replies, and hears the input clock tick."""
 
     description: str
+    #: replies advance with the input (:meth:`tick`), not with a sound device's clock
+    paced_by_input: bool
 
     def say(self, samples: F32) -> Reply: ...
 
@@ -177,6 +179,7 @@ class SpeakerVoice:
     def __init__(self, speaker: Speaker) -> None:
         self.speaker = speaker
         self.description = f"speaker {speaker.device}"
+        self.paced_by_input = False
         self._current: PlaybackHandle | None = None
 
     def say(self, samples: F32) -> Reply:
@@ -187,7 +190,7 @@ class SpeakerVoice:
         """Nothing to do: the sound device plays on its own."""
 
     def finish(self) -> None:
-        """Let the reply still playing end."""
+        """Wait until the reply still playing has ended."""
         if self._current is not None:
             self._current.wait()
 
@@ -232,6 +235,7 @@ class WavVoice:
     def __init__(self, path: Path) -> None:
         self.sink = WavSink(path, RATE, channels=2)
         self.description = f"file {path}"
+        self.paced_by_input = True
         self._current: ClockedReply | None = None
 
     def say(self, samples: F32) -> Reply:
@@ -245,9 +249,7 @@ class WavVoice:
         self.sink.write(np.stack([toy, heard], axis=1))
 
     def finish(self) -> None:
-        """Write the rest of the reply still being spoken, after the input ended."""
-        while self._current is not None and not self._current.done:
-            self.tick(np.zeros(CHUNK, dtype=np.float32))
+        """Nothing to wait for: the reply advances only with :meth:`tick`."""
 
     def close(self) -> None:
         self.sink.close()
@@ -329,6 +331,7 @@ class Summary:
     intents: tuple[str, ...]
     replies: tuple[ReplyReport, ...]
     events: tuple[Event, ...] = field(repr=False)
+    script: Script | None = None  # the scripted child, when there was one
 
     @property
     def barge_ins(self) -> int:
@@ -342,6 +345,7 @@ class Summary:
             "intents": list(self.intents),
             "barge_ins": self.barge_ins,
             "replies": [asdict(r) for r in self.replies],
+            "script": None if self.script is None else [asdict(x) for x in self.script.lines],
         }
 
     def describe(self) -> str:
@@ -506,6 +510,8 @@ class Toy:
         if talk is None:
             return
         played, total = talk.reply.frames_played, talk.reply.frames_total
+        # a sound device may go on playing after the input ended
+        ended_s = self.now_s if barged_in else max(self.now_s, talk.started_s + played / RATE)
         self.emit(
             "stopped" if barged_in else "finished", intent=talk.intent, played=played, total=total
         )
@@ -513,7 +519,7 @@ class Toy:
             ReplyReport(
                 intent=talk.intent,
                 started_s=round(talk.started_s, 3),
-                ended_s=round(self.now_s, 3),
+                ended_s=round(ended_s, 3),
                 played=played,
                 total=total,
                 barged_in=barged_in,
@@ -523,9 +529,16 @@ class Toy:
         )
 
     def close(self) -> None:
-        """End of input: answer the last speech, let the last reply end."""
-        for segment in self.vad.flush():
-            self.answer(segment)
+        """End of input: answer the last speech, let the last reply end.
+
+        Silence is heard from here on, so the VAD closes the last segment as it would on a
+        microphone, and a reply written in step with the input is written to its end.
+        """
+        silence = np.zeros(CHUNK, dtype=np.float32)
+        while self.vad.in_speech:
+            self.hear(silence)
+        while self.voice.paced_by_input and self.talk is not None:
+            self.hear(silence)
         self.voice.finish()
         if self.talk is not None:
             self._end_talk(barged_in=False)
@@ -620,6 +633,7 @@ def run(
     out: Path | None = None,
     enroll_repeats: int = 0,
     max_seconds: float | None = None,
+    realtime: bool = True,
     barge_in: BargeIn | None = None,
     script: Sequence[tuple[float, str]] = SCRIPT,
     workdir: Path | None = None,
@@ -632,8 +646,11 @@ def run(
         input_wav: The child as a WAV file; ``None`` (and no ``mic``) builds the script.
         speaker: A sound device for the replies (index or name).
         out: Write the replies (left) and the input (right) to this stereo WAV file instead.
-        enroll_repeats: Before talking, record each phrase this many times from ``mic``.
+        enroll_repeats: Before talking, record each phrase this many times (from ``mic``, or
+            from the start of ``input_wav``).
         max_seconds: Stop after this much input.
+        realtime: Read a WAV input at the pace of a microphone; ``False`` reads it as fast as
+            it is processed (a recording checked in a batch; replies go to ``out`` in step).
         barge_in: What may interrupt the toy; default: any speech on a file, loud and clear
             speech on a microphone (which also hears the toy).
         script: What the scripted child says, and when (seconds from the start).
@@ -642,14 +659,17 @@ def run(
     """
     if mic is not None and input_wav is not None:
         raise ToyError("give either a microphone (--mic) or a WAV file (--input), not both")
-    if enroll_repeats and mic is None:
+    if enroll_repeats and mic is None and input_wav is None:
         raise ToyError("enrollment records your voice: give a microphone with --mic")
+    if not realtime and out is None:
+        raise ToyError("without real-time input the replies cannot go to a speaker: give --out")
     if barge_in is None:
         barge_in = BargeIn(0.8, -35.0) if mic is not None else BargeIn()
     spotter = make_spotter(PHRASES)
     replies = {intent: speak(text) for intent, text in REPLIES.items()}
     fallback = speak(FALLBACK)
     model = edgekit.load("silero-vad", num_threads=1)
+    script_made: Script | None = None
     try:
         with ExitStack() as stack:
             source: AudioSource
@@ -659,8 +679,9 @@ def run(
             else:
                 if input_wav is None:
                     folder = workdir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
-                    input_wav = make_script(folder / "toy-child.wav", script).path
-                source = stack.enter_context(WavSource(input_wav, RATE, realtime=True))
+                    script_made = make_script(folder / "toy-child.wav", script)
+                    input_wav = script_made.path
+                source = stack.enter_context(WavSource(input_wav, RATE, realtime=realtime))
                 described = f"file {input_wav}"
                 if source.channels != 1:
                     raise ToyError(f"{input_wav} has {source.channels} channels: give a mono WAV")
@@ -672,7 +693,6 @@ def run(
             toy = Toy(vad, spotter, voice, replies, fallback, barge_in, on_event)
             if enroll_repeats:
                 enroll(source, toy, enroll_repeats)
-                toy.vad.flush()
             converse(source, toy, max_seconds)
     finally:
         model.close()
@@ -683,6 +703,7 @@ def run(
         intents=tuple(toy.intents),
         replies=tuple(toy.reports),
         events=tuple(toy.events),
+        script=script_made,
     )
 
 
