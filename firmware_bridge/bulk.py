@@ -1,8 +1,10 @@
 """Bulk uploads: receiver-driven window, resume by offset, end-to-end SHA-256 (protocol 6).
 
 The sender's window logic runs where the WINDOW arrives (the bridge's reader thread), so new
-credit turns into DATA frames without a thread switch; the uploading thread only waits for END,
-resends after silence and resumes after a reconnect.
+credit turns into DATA frames without a thread switch. The uploading thread encodes the next
+frames ahead of the window (COBS and CRC are most of the host's cost per byte), so the reader
+thread only writes them while the device works through the previous ones; it also waits for
+END, resends after silence and resumes after a reconnect.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -36,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 RESEND_AFTER = 0.25
 REWIND_HOLDOFF = 0.02
+#: DATA frames the uploading thread keeps encoded beyond what has been sent.
+ENCODE_AHEAD = 2
 Progress = Callable[[int, int], None]
 
 
@@ -86,6 +91,8 @@ class _Sender:
         self.last_rewind = 0.0
         self.rewinds = 0
         self.heard = threading.Event()
+        self.ahead: deque[tuple[int, bytes]] = deque()  # (offset, wire), ascending offsets
+        self.encode_at = 0
 
     # --- reader thread ----------------------------------------------------------------
 
@@ -126,17 +133,42 @@ class _Sender:
         self.events.put((BulkType.WINDOW, b""))
 
     def _send_up_to(self, end: int) -> None:
-        """Send [next_offset, end) (caller holds the lock)."""
+        """Send [next_offset, end) (caller holds the lock), frames encoded ahead first."""
         if self.next_offset >= end:
             return
-        payloads = [
-            pack_bulk_data(off, bytes(self.view[off : min(off + self.chunk, end)]))
-            for off in range(self.next_offset, end, self.chunk)
-        ]
-        self.bridge._send_batch(Channel.BULK, BulkType.DATA, payloads, id=self.tid)
+        total = len(self.data)
+        ahead = self.ahead
+        frames: list[bytes | tuple[int, bytes]] = []
+        for off in range(self.next_offset, end, self.chunk):
+            stop = min(off + self.chunk, end)
+            while ahead and ahead[0][0] < off:
+                ahead.popleft()
+            if ahead and ahead[0][0] == off and stop == min(off + self.chunk, total):
+                frames.append(ahead.popleft()[1])
+            else:
+                frames.append((off, bytes(self.view[off:stop])))
+        self.bridge._send_bulk(BulkType.DATA, frames, id=self.tid)
         self.next_offset = end
 
     # --- uploading thread ---------------------------------------------------------------
+
+    def encode_ahead(self) -> None:
+        """Encode the frames the next WINDOWs will ask for, outside the lock."""
+        total = len(self.data)
+        while True:
+            with self.lock:
+                off = max(self.encode_at, self.next_offset)
+                if off >= total or off >= self.next_offset + ENCODE_AHEAD * self.chunk:
+                    return
+                self.encode_at = off + self.chunk
+            stop = min(off + self.chunk, total)
+            payload = pack_bulk_data(off, bytes(self.view[off:stop]))
+            wire = self.bridge._encode_bulk(BulkType.DATA, payload, id=self.tid)
+            if wire is None:
+                return  # the session signs frames: they are encoded when sent
+            with self.lock:
+                if off >= self.next_offset:  # else the reader sent it meanwhile
+                    self.ahead.append((off, wire))
 
     def send_begin(self) -> None:
         self.bridge._send(Channel.BULK, BulkType.BEGIN, self.begin, id=self.tid)
@@ -197,6 +229,7 @@ def _run(sender: _Sender, progress: Progress | None, deadline: float) -> None:
     total = len(sender.data)
     name = sender.name
     sender.send_begin()
+    sender.encode_ahead()  # while BEGIN makes its round trip
     reported = -1
     while True:
         now = time.monotonic()
@@ -213,6 +246,7 @@ def _run(sender: _Sender, progress: Progress | None, deadline: float) -> None:
             raise msg
         msg_type, payload = msg
         if msg_type == BulkType.WINDOW:
+            sender.encode_ahead()
             if progress is not None and sender.acked > reported:
                 reported = sender.acked
                 progress(reported, total)

@@ -45,6 +45,7 @@ from .messages import (
     Status,
     StreamInfo,
     StreamType,
+    pack_bulk_data,
     pack_request,
     status_name,
     unpack_error,
@@ -623,22 +624,41 @@ class Bridge:
             transport.write(b"\x00" + frame if flush else frame)
         return seq
 
-    def _send_batch(self, channel: int, msg_type: int, payloads: list[bytes], *, id: int) -> None:
-        """Several frames of one channel in one write (bulk data: fewer syscalls and wakeups)."""
+    def _encode_bulk(self, msg_type: int, payload: bytes, *, id: int) -> bytes | None:
+        """One bulk frame with the next seq of the channel, ready to write; None when the session
+        signs frames (an authenticated frame is signed when sent: its counter must not go back)."""
+        with self._tx_lock:
+            if self._auth is not None:
+                return None
+            seq = self._tx_seq[Channel.BULK]
+            self._tx_seq[Channel.BULK] = (seq + 1) & 0xFFFF
+            limit = self._session_limit
+        header = Header(PROTOCOL_VERSION, 0, Channel.BULK, msg_type, seq, 0, id)
+        return encode_frame(header, payload, None, frame_limit=limit or None)
+
+    def _send_bulk(
+        self, msg_type: int, frames: list[bytes | tuple[int, bytes]], *, id: int
+    ) -> None:
+        """Write bulk frames in one go: encoded frames as they are, (offset, data) pairs encoded
+        here (signed when the session signs)."""
         with self._tx_lock:
             transport = self._transport
             if transport is None:
                 raise Disconnected(f"link to {self.url} is down ({self._link_error})")
-            wire = bytearray()
-            for payload in payloads:
-                seq = self._tx_seq[channel]
-                self._tx_seq[channel] = (seq + 1) & 0xFFFF
-                header = Header(PROTOCOL_VERSION, 0, channel, msg_type, seq, 0, id)
+            wire = []
+            for item in frames:
+                if isinstance(item, bytes):
+                    wire.append(item)
+                    continue
+                seq = self._tx_seq[Channel.BULK]
+                self._tx_seq[Channel.BULK] = (seq + 1) & 0xFFFF
+                header = Header(PROTOCOL_VERSION, 0, Channel.BULK, msg_type, seq, 0, id)
+                payload = pack_bulk_data(*item)
                 trailer = None
                 if self._auth is not None:
                     header, trailer = self._auth.sign(header, payload)
-                wire += encode_frame(header, payload, trailer, frame_limit=self._session_limit)
-            transport.write(bytes(wire))
+                wire.append(encode_frame(header, payload, trailer, frame_limit=self._session_limit))
+            transport.write(wire[0] if len(wire) == 1 else b"".join(wire))
 
     # --- reader thread --------------------------------------------------------------------
 

@@ -178,6 +178,11 @@ def test_auth_required_and_wrong_key(tmp_path: Path, virtual_binary: Path) -> No
             api = VirtualDeviceApi(bridge)
             api.config_set("owner", "alice")
             assert api.config_get("owner") == "alice"
+            # bulk frames of a signed session are signed as they are sent, never ahead
+            image = os.urandom(20_000)
+            result = bridge.upload("fw0", image)
+            assert result.sha256 == hashlib.sha256(image).hexdigest()
+            assert api.fw_slot().valid
         with (
             Bridge.open(dev.url, timeout=3, auth_key=bytes(32)) as bridge,
             pytest.raises(AuthError, match="unauthenticated"),

@@ -31,6 +31,8 @@
 
 #define FW_VERSION "virtual-1.0.0"
 #define RING_SIZE 65536u
+#define RX_CHUNK 65536u
+#define RX_READS_MAX 4
 #define SLOT_MAX (4u * 1024u * 1024u)
 #define CONFIG_ENTRIES 16
 #define CONFIG_KEY_MAX 15
@@ -786,11 +788,17 @@ int main(int argc, char **argv)
             continue;
         }
         if (fds[0].revents & POLLIN) {
-            uint8_t buf[4096];
-            ssize_t n = read(fd, buf, sizeof(buf));
-            if (n > 0) {
-                bridge_feed(&dev.bridge, buf, (size_t)n);
-            } else if (dev.use_tcp && (n == 0 || (errno != EAGAIN && errno != EINTR))) {
+            /* Drain what is there (a few reads at most, so streams stay on time). */
+            static uint8_t rx[RX_CHUNK];
+            ssize_t n;
+            int reads = 0;
+            do {
+                n = read(fd, rx, sizeof(rx));
+                if (n > 0) {
+                    bridge_feed(&dev.bridge, rx, (size_t)n);
+                }
+            } while (n == (ssize_t)sizeof(rx) && ++reads < RX_READS_MAX);
+            if (n <= 0 && dev.use_tcp && (n == 0 || (errno != EAGAIN && errno != EINTR))) {
                 close(dev.conn_fd);
                 dev.conn_fd = -1;
                 link_lost();
