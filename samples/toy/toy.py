@@ -535,7 +535,9 @@ class Toy:
         microphone, and a reply written in step with the input is written to its end.
         """
         silence = np.zeros(CHUNK, dtype=np.float32)
-        while self.vad.in_speech:
+        for _ in range(round(2 * RATE / CHUNK)):  # the VAD needs 100 ms; 2 s is plenty
+            if not self.vad.in_speech:
+                break
             self.hear(silence)
         while self.voice.paced_by_input and self.talk is not None:
             self.hear(silence)
