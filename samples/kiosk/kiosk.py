@@ -27,6 +27,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import signal
 import struct
 import sys
@@ -270,6 +271,7 @@ class Vision:
         self.frames_with_faces = 0
         self.latencies_ms: deque[float] = deque(maxlen=4096)
         self.stats: PipelineStats | None = None
+        self._stopping = threading.Event()
         stages = [
             Stage("detect", self._detect),
             Stage("annotate", self._annotate),
@@ -321,10 +323,12 @@ class Vision:
                     self.stats = self.pipeline.stats()
                     self.hub.publish_stats(stats_message(self.stats, self._results.rate()))
         self.stats = self.pipeline.stats()
-        self.hub.publish_stats({**stats_message(self.stats, 0.0), "ended": True})
+        if not self._stopping.is_set():  # the source ended (a file without loop=1)
+            self.hub.publish_stats({**stats_message(self.stats, 0.0), "ended": True})
 
     def stop(self) -> None:
         """Stop the pipeline (from any thread); ``run`` returns soon after."""
+        self._stopping.set()
         self.pipeline.close()
 
 
@@ -660,9 +664,10 @@ async def serve(
         try:
             await site.start()
         except OSError as e:
+            reason = os.strerror(e.errno).lower() if e.errno else str(e)
             raise KioskError(
-                f"cannot listen on {settings.host}:{settings.port}: {e.strerror}; "
-                "pick another --port (0 takes a free one)"
+                f"cannot listen on {settings.host}:{settings.port}: {reason}; choose a --host "
+                "this machine has and a free --port (0 takes one)"
             ) from e
         host, port = runner.addresses[0][:2]
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host

@@ -7,6 +7,7 @@ face and the IMU telemetry changing, as a person at the kiosk would see them.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import math
@@ -28,9 +29,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import aiohttp
 import cv2
 import numpy as np
 import pytest
+
+from firmware_bridge.virtual import start_virtual_device
 
 ROOT = Path(__file__).resolve().parents[2]
 KIOSK = ROOT / "samples" / "kiosk" / "kiosk.py"
@@ -176,6 +180,46 @@ def test_the_status_endpoint_answers_without_a_browser(server: Server) -> None:
     assert code == 200 and "javascript" in kind
 
 
+def _frame_seq(payload: bytes) -> int:
+    (length,) = struct.unpack(">I", payload[:4])
+    return int(json.loads(payload[4 : 4 + length])["seq"])
+
+
+def test_a_new_frame_waits_until_the_last_one_was_shown(server: Server) -> None:
+    async def watch() -> tuple[dict[str, Any], list[bytes], list[dict[str, Any]], bytes]:
+        loop = asyncio.get_running_loop()
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(server.url + "ws") as ws,
+        ):
+            hello = await ws.receive_json(timeout=5)
+            frames: list[bytes] = []
+            texts: list[dict[str, Any]] = []
+            deadline = loop.time() + 1.5
+            while (left := deadline - loop.time()) > 0:
+                try:
+                    message = await ws.receive(timeout=left)
+                except asyncio.TimeoutError:
+                    break
+                if message.type == aiohttp.WSMsgType.BINARY:
+                    frames.append(message.data)
+                else:
+                    texts.append(json.loads(message.data))
+            await ws.send_str("ready")
+            while (message := await ws.receive(timeout=5)).type != aiohttp.WSMsgType.BINARY:
+                pass
+            return hello, frames, texts, message.data
+
+    hello, frames, texts, after = asyncio.run(watch())
+    assert hello["type"] == "hello" and hello["model"] == "face-detection-short-range"
+    # without "ready" the browser gets one frame, while stats and telemetry keep coming
+    assert len(frames) == 1
+    kinds = [t["type"] for t in texts]
+    assert kinds.count("telemetry") >= 8 and kinds.count("stats") >= 2
+    # after "ready" comes the newest frame, not the one after the first: about 20 were skipped
+    assert _frame_seq(after) >= _frame_seq(frames[0]) + 10
+
+
 # --- in a real browser --------------------------------------------------------------------------
 
 
@@ -224,7 +268,7 @@ def test_the_page_shows_advancing_frames_faces_and_telemetry(
             assert _number(page, "#frames-shown") >= shown + 10
             assert 5 <= _number(page, "#view-fps") <= 20
             assert page.locator("#video").screenshot() != video
-            assert page.evaluate("document.getElementById('video').naturalWidth") == 512
+            assert page.evaluate("document.getElementById('video').width") == 512
 
             # results: the one face, with its score and box
             assert page.text_content("#face-count") == "1"
@@ -292,6 +336,43 @@ def test_edgekit_demo_kiosk_runs_on_the_defaults(tmp_path: Path) -> None:
     assert summary["imu_samples"] >= 200
 
 
+def test_a_finite_source_ends_and_its_last_frame_stays(tmp_path: Path) -> None:
+    source = "synthetic:bars?width=320&height=240&fps=15&frames=20"  # 15: every one is shown
+    args = [sys.executable, str(KIOSK), "--source", source, "--device", "none", "--port", "0"]
+    finite = start(args, tmp_path / "stderr")
+    try:
+        state = status_when(finite, lambda s: (s["stats"] or {}).get("ended", False))
+        assert state["source"] == source and state["device"] is None
+        assert state["telemetry"] is None
+        assert state["stats"]["results"] == 20 and state["frame"]["seq"] == 19
+        assert get(finite.url + "frame.jpg")[0] == 200
+    finally:
+        assert finite.stop() == 0
+    time.sleep(0.1)
+    assert "20 frames at" in finite.lines[-1] and "0 IMU samples" in finite.lines[-1]
+
+
+def test_a_board_given_by_url_is_followed_through_a_replug(tmp_path: Path) -> None:
+    with start_virtual_device(link=tmp_path / "board") as board:
+        source = "synthetic:bars?width=320&height=240&fps=15"
+        args = [sys.executable, str(KIOSK), "--source", source, "--device", board.url]
+        running = start([*args, "--port", "0"], tmp_path / "stderr")
+        try:
+            before = status_when(running, lambda s: (s["telemetry"] or {}).get("samples", 0) > 20)
+            assert before["device"] == board.url and before["virtual_device"] is False
+            assert before["telemetry"]["device"]["epoch"] == 1
+            board.replug()
+            after = status_when(
+                running,
+                lambda s: s["telemetry"]["reconnects"] == 1 and s["telemetry"]["connected"]
+                and s["telemetry"]["samples"] > before["telemetry"]["samples"] + 50,
+            )  # fmt: skip
+            assert after["telemetry"]["device"]["epoch"] == 2
+            assert after["frame"]["seq"] > before["frame"]["seq"]  # the camera never stopped
+        finally:
+            assert running.stop() == 0
+
+
 # --- errors -------------------------------------------------------------------------------------
 
 
@@ -312,7 +393,7 @@ def test_a_busy_port_names_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
         args = ["--source", "synthetic:bars?width=64&height=48", "--device", "none"]
         assert kiosk.main([*args, "--port", str(port)]) == 2
     err = capsys.readouterr().err
-    assert f"cannot listen on 127.0.0.1:{port}" in err and "--port" in err
+    assert f"cannot listen on 127.0.0.1:{port}: address already in use; choose" in err
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ const $ = (id) => document.getElementById(id);
 const RECONNECT_MS = 1000;
 const shownAt = [];
 let framesShown = 0;
-let frameUrl = null;
 
 function text(id, value) {
   $(id).textContent = value === null || value === undefined ? "-" : String(value);
@@ -41,21 +40,28 @@ function connect() {
   };
 }
 
-// A frame: 4-byte big-endian length, that many bytes of JSON, then the JPEG.
-function onFrame(ws, buffer) {
+// A frame: 4-byte big-endian length, that many bytes of JSON, then the JPEG. It is decoded off
+// the page's thread and drawn whole, so the picture never flickers; "ready" goes back once the
+// frame has been painted (a hidden tab paints nothing, so it is sent nothing).
+async function onFrame(ws, buffer) {
   const length = new DataView(buffer).getUint32(0);
   const meta = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, length)));
-  const url = URL.createObjectURL(new Blob([new Uint8Array(buffer, 4 + length)], { type: "image/jpeg" }));
-  const img = $("video");
-  const done = () => {
-    if (frameUrl !== null) URL.revokeObjectURL(frameUrl);
-    frameUrl = url;
+  const jpeg = new Blob([new Uint8Array(buffer, 4 + length)], { type: "image/jpeg" });
+  try {
+    const bitmap = await createImageBitmap(jpeg);
+    const canvas = $("video");
+    if (canvas.width !== bitmap.width || canvas.height !== bitmap.height) {
+      canvas.width = bitmap.width;
+      canvas.height = bitmap.height;
+    }
+    canvas.getContext("2d").drawImage(bitmap, 0, 0);
+    bitmap.close();
     showResults(meta);
-    if (ws.readyState === WebSocket.OPEN) ws.send("ready");
-  };
-  img.onload = done;
-  img.onerror = done;
-  img.src = url;
+  } finally {
+    requestAnimationFrame(() => {
+      if (ws.readyState === WebSocket.OPEN) ws.send("ready");
+    });
+  }
 }
 
 function showResults(meta) {
