@@ -449,13 +449,15 @@ class Toy:
             self.onset_s = self.now_s - samples.size / RATE
             self.addressed = self.talk is None
             self.interrupted = False
-        if self.vad.in_speech and self.talk is not None and not self.addressed:
-            prob = self.vad.probabilities[-1] if self.vad.probabilities else 0.0
-            if self.barge_in.allows(prob, samples):
-                self.addressed = self.interrupted = True
-                self.talk.reply.stop()
-                self.emit("barge_in", intent=self.talk.intent, start_s=round(self.onset_s, 3))
-                self._end_talk(barged_in=True)
+        prob = self.vad.probabilities[-1] if self.vad.probabilities else 0.0
+        del self.vad.probabilities[:-1]  # it keeps one per chunk, and a toy listens for days
+        talk = self.talk
+        unheard = self.vad.in_speech and not self.addressed  # speech the toy talks over
+        if talk is not None and unheard and self.barge_in.allows(prob, samples):
+            self.addressed = self.interrupted = True
+            talk.reply.stop()
+            self.emit("barge_in", intent=talk.intent, start_s=round(self.onset_s, 3))
+            self._end_talk(barged_in=True)
         for segment in closed:
             self.answer(segment)
 
