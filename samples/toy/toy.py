@@ -301,7 +301,9 @@ class Event:
             text += f" intent {self.intent}"
         if self.keyword is not None and self.distance is not None:
             text += f" ({self.keyword!r}, distance {self.distance:.3f})"
-        if self.played is not None and self.total is not None:
+        if self.event == "reply" and self.total is not None:
+            text += f" {self.total} samples ({self.total / RATE:.2f} s)"
+        elif self.played is not None and self.total is not None:
             text += f" played {self.played}/{self.total} samples"
             text += f" ({self.played / RATE:.2f} of {self.total / RATE:.2f} s)"
         if self.text:
