@@ -733,7 +733,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         const=2,
         default=0,
         metavar="N",
-        help="record each phrase N (2) times from --mic before talking",
+        help="first record each phrase N (2) times from --mic (or --input)",
     )
     parser.add_argument("--seconds", type=float, help="stop after this much input")
     parser.add_argument(
