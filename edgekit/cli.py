@@ -605,7 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "quantize", help="post-training quantization, checked for accuracy and speed"
     )
-    p.add_argument("model", help="an ONNX model: manifest name or path")
+    p.add_argument("model", help="an ONNX or TFLite model: manifest name or path")
     p.add_argument(
         "--calib",
         required=True,
@@ -628,7 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--search", action="store_true", help="try all recipes, keep the fastest passing"
     )
-    p.add_argument("--out", help="output .onnx path (a manifest .toml is written beside it)")
+    p.add_argument("--out", help="output .onnx or .tflite path (a manifest .toml beside it)")
     p.add_argument("--count", type=int, default=32, help="calibration samples")
     p.add_argument("--held-out", type=int, default=16, help="samples for the accuracy check")
     p.add_argument("--size", help="HEIGHTxWIDTH for models with dynamic image inputs")

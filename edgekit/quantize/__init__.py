@@ -61,10 +61,14 @@ def quantize(
     budget_rounds: int = 3,
     budget_segments: int = 12,
 ) -> QuantizeResult:
-    """Quantize an ONNX model.
+    """Quantize an ONNX or a TFLite model.
+
+    ONNX models go through onnxruntime's tools; ``.tflite`` models through ai-edge-quantizer
+    (static int8 with float inputs and outputs, or dynamic-range int8 weights; see
+    :mod:`edgekit.quantize.tflite`).
 
     Args:
-        model: a manifest name, a path, a Manifest or a loaded Model (ONNX only).
+        model: a manifest name, a path, a Manifest or a loaded Model.
         calibration: an image folder, a video file, a WAV folder, ``.npy``/``.npz`` files, a
             live source URL (``cam:0``), or prepared :class:`CalibrationData`.
         mode: ``static``, ``dynamic`` or ``fp16`` (ignored when ``recipe`` is given).
@@ -83,16 +87,26 @@ def quantize(
     from edgekit.model import load
 
     path, manifest = _resolve(model)
-    if path.suffix.lower() != ".onnx":
+    suffix = path.suffix.lower()
+    if suffix not in (".onnx", ".tflite"):
         raise InputError(
-            f"{path.name}: edgekit quantizes ONNX models; for .tflite see docs/quantization.md"
+            f"{path.name}: edgekit quantizes .onnx and .tflite models; convert {suffix} "
+            "models to one of them first"
         )
+    chosen = recipe or (None if search else Recipe(mode=mode))
+    options: dict[str, Any] = {}
+    if suffix == ".tflite":
+        from edgekit.quantize import tflite
+
+        tflite.import_quantizer()
+        if chosen is not None:
+            chosen = tflite.check_recipe(chosen)
+        options = {"job_type": tflite.TfliteJob, "search_recipes": tflite.TFLITE_CANDIDATES}
     if isinstance(calibration, CalibrationData):
         data = calibration
     else:
         float_model = load(path) if manifest is None else load(manifest)
         data = load_calibration(float_model, calibration, count=count, held_out=held_out, size=size)
-    chosen = recipe or (None if search else Recipe(mode=mode))
     result, job = quantize_model(
         path,
         data,
@@ -104,6 +118,7 @@ def quantize(
         progress=progress,
         budget_rounds=budget_rounds,
         budget_segments=budget_segments,
+        **options,
     )
     try:
         if result.used_float or result.recipe is None:
@@ -121,7 +136,7 @@ def quantize(
 
 def _default_name(path: Path, recipe: Recipe) -> str:
     tag = "fp16" if recipe.mode == "fp16" else "int8"
-    return f"{path.stem}-{tag}.onnx"
+    return f"{path.stem}-{tag}{path.suffix.lower()}"
 
 
 def write_manifest(
@@ -133,14 +148,20 @@ def write_manifest(
 
     assert result.recipe is not None and result.report is not None
     report = result.report
+    fmt = "tflite" if model_path.suffix.lower() == ".tflite" else "onnx"
+    recipe_label = result.recipe.label
+    if fmt == "tflite":
+        from edgekit.quantize import tflite
+
+        recipe_label = tflite.label(result.recipe)
     data: dict[str, Any] = {
         "name": model_path.stem,
-        "format": "onnx",
+        "format": fmt,
         "license": original.license if original is not None else "same as the float model",
         "source": f"file:{model_path.name}",
         "sha256": sha256_of(model_path),
         "description": (
-            f"{result.recipe.label} quantization of "
+            f"{recipe_label} quantization of "
             f"{original.name if original is not None else model_path.name}"
         ),
     }
@@ -161,7 +182,7 @@ def write_manifest(
             data["head"] = dict(original.head)
     data["quantization"] = {
         "from": original.name if original is not None else str(result.path),
-        "recipe": result.recipe.label,
+        "recipe": recipe_label,
         **{k: v for k, v in result.recipe.as_dict().items() if k != "exclude"},
         "kept_float": list(result.recipe.exclude),
         "calibration": calibration,
@@ -170,6 +191,10 @@ def write_manifest(
         "held_out": report.samples,
         "speedup_1_thread": round(report.speedup, 3),
     }
+    if fmt == "tflite":
+        data["quantization"].update(tflite.manifest_fields(result.recipe))
+        for onnx_only in ("format", "reduce_range"):
+            del data["quantization"][onnx_only]
     target = model_path.with_suffix(".toml")
     target.write_text(dumps(data), encoding="utf-8")
     return target

@@ -17,6 +17,7 @@ from edgekit.quantize.recipes import CANDIDATES, ORT_DEFAULT, Recipe
 from edgekit.quantize.report import (
     AccuracyReport,
     Latency,
+    Metric,
     Outputs,
     interleaved_latency,
     metric_for,
@@ -88,6 +89,14 @@ class Job:
             self.notes.extend(notes)
         return self._prepared
 
+    def label(self, recipe: Recipe) -> str:
+        """How progress lines and verdicts name ``recipe``."""
+        return recipe.label
+
+    def metric(self) -> tuple[str, Metric]:
+        """The task metric: what the manifest's task implies."""
+        return metric_for(self.manifest)
+
     def load(self, path: Path, threads: int = 1) -> Any:
         from edgekit.model import load
 
@@ -143,7 +152,7 @@ class Job:
 
     # -- measuring -----------------------------------------------------------------------------
     def evaluate(self, path: Path, with_latency: bool = True) -> AccuracyReport:
-        metric_name, metric = metric_for(self.manifest)
+        metric_name, metric = self.metric()
         try:
             quantized = self.load(path)
             outputs = run_all(quantized, self.data.held_out)
@@ -276,7 +285,7 @@ def _repair(
     )[:count]
     repaired = []
     for candidate in fixable:
-        job.say(f"[budget] {candidate.recipe.label}: keeping the costliest nodes in float")
+        job.say(f"[budget] {job.label(candidate.recipe)}: keeping the costliest nodes in float")
         try:
             final, path, report, kept = job.within_budget(
                 candidate.recipe, budget, rounds, segments
@@ -293,8 +302,8 @@ def _repair(
     return repaired
 
 
-def _verdict(best: Candidate, search: bool, budget: float | None) -> str:
-    text = f"chose {best.recipe.label}" if search else f"built {best.recipe.label}"
+def _verdict(best: Candidate, search: bool, budget: float | None, label: str) -> str:
+    text = f"chose {label}" if search else f"built {label}"
     problems = []
     if best.report.speedup and best.report.speedup < 1.0:
         problems.append(f"it is SLOWER than the float model ({best.report.speedup:.2f}x)")
@@ -322,16 +331,18 @@ def quantize_model(
     budget_rounds: int = 3,
     budget_segments: int = 12,
     repair: int = 2,
+    job_type: type[Job] = Job,
+    search_recipes: Sequence[Recipe] = CANDIDATES,
 ) -> tuple[QuantizeResult, Job]:
     """Quantize ``source``; with ``search``, try every candidate recipe and keep the fastest that
     passes the budget and beats the float model, or keep the float model and say so."""
-    job = Job(source, data, manifest=manifest, threads=threads, progress=progress)
-    recipes = list(CANDIDATES) if search else [recipe or Recipe()]
+    job = job_type(source, data, manifest=manifest, threads=threads, progress=progress)
+    recipes = list(search_recipes) if search else [recipe or Recipe()]
     budget = 0.01 if max_drop is None and search else max_drop
     candidates: list[Candidate] = []
     try:
         for index, candidate in enumerate(recipes, 1):
-            job.say(f"[{index}/{len(recipes)}] {candidate.label}")
+            job.say(f"[{index}/{len(recipes)}] {job.label(candidate)}")
             try:
                 if budget is not None and not search:
                     final, path, report, kept = job.within_budget(
@@ -382,7 +393,7 @@ def quantize_model(
             candidates=tuple(candidates),
             kept_float=best.kept_float,
             notes=tuple(job.notes),
-            message=_verdict(best, search, budget),
+            message=_verdict(best, search, budget, job.label(best.recipe)),
         ),
         job,
     )
