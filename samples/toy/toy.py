@@ -669,6 +669,8 @@ def run(
         raise ToyError("enrollment records your voice: give a microphone with --mic")
     if not realtime and out is None:
         raise ToyError("without real-time input the replies cannot go to a speaker: give --out")
+    if input_wav is not None and not input_wav.is_file():  # before seconds of start-up work
+        raise ToyError(f"{input_wav} does not exist: give the path of a mono WAV file")
     if barge_in is None:
         barge_in = BargeIn(0.8, -35.0) if mic is not None else BargeIn()
     spotter = make_spotter(PHRASES)
