@@ -33,12 +33,11 @@ import numpy as np
 import numpy.typing as npt
 
 import edgekit
-from edgekit import EdgekitError
+from edgekit import BackendUnavailable, EdgekitError
 from edgekit.media import (
     AudioDeviceError,
     AudioSource,
     EndOfStream,
-    MediaBackendUnavailable,
     Microphone,
     PlaybackHandle,
     Speaker,
@@ -236,17 +235,15 @@ class WavVoice:
         self.sink = WavSink(path, RATE, channels=2)
         self.description = f"file {path}"
         self.paced_by_input = True
-        self._current: ClockedReply | None = None
+        self._current = ClockedReply(np.zeros(0, dtype=np.float32))  # silence until a reply
 
     def say(self, samples: F32) -> Reply:
-        if self._current is not None:
-            self._current.stop()
+        self._current.stop()
         self._current = ClockedReply(samples)
         return self._current
 
     def tick(self, heard: F32) -> None:
-        toy = self._current.advance(heard.size) if self._current is not None else heard * 0
-        self.sink.write(np.stack([toy, heard], axis=1))
+        self.sink.write(np.stack([self._current.advance(heard.size), heard], axis=1))
 
     def finish(self) -> None:
         """Nothing to wait for: the reply advances only with :meth:`tick`."""
@@ -256,13 +253,13 @@ class WavVoice:
 
 
 def open_voice(stack: ExitStack, speaker: str | int | None, out: Path | None) -> Voice:
-    """``--out`` wins, then ``--speaker``; with neither, the default sound device if there is
-    one, else :data:`DEFAULT_OUT`."""
+    """The WAV file ``out``, else the sound device ``speaker``; with neither, the default sound
+    device if there is one, else :data:`DEFAULT_OUT`."""
     if out is None:
         try:
             device = stack.enter_context(Speaker(speaker, rate=RATE))
             return SpeakerVoice(device)
-        except (AudioDeviceError, MediaBackendUnavailable):
+        except (AudioDeviceError, BackendUnavailable):  # no device, PortAudio or sounddevice
             if speaker is not None:
                 raise
         out = DEFAULT_OUT
@@ -665,6 +662,8 @@ def run(
     """
     if mic is not None and input_wav is not None:
         raise ToyError("give either a microphone (--mic) or a WAV file (--input), not both")
+    if speaker is not None and out is not None:
+        raise ToyError("give either a speaker (--speaker) or a WAV file (--out), not both")
     if enroll_repeats and mic is None and input_wav is None:
         raise ToyError("enrollment records your voice: give a microphone with --mic")
     if not realtime and out is None:
@@ -724,8 +723,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     given = parser.add_mutually_exclusive_group()
     given.add_argument("--mic", help="microphone (PortAudio index or name); default: the script")
     given.add_argument("--input", type=Path, help="the child as a mono WAV file")
-    parser.add_argument("--speaker", help="sound device for the replies (index or name)")
-    parser.add_argument(
+    replies = parser.add_mutually_exclusive_group()
+    replies.add_argument("--speaker", help="sound device for the replies (index or name)")
+    replies.add_argument(
         "--out", type=Path, help=f"write replies + input to this stereo WAV ({DEFAULT_OUT})"
     )
     parser.add_argument(

@@ -269,7 +269,9 @@ def test_options_that_do_not_go_together(tmp_path: Path) -> None:
         toy.run(enroll_repeats=2, out=tmp_path / "out.wav")
     with pytest.raises(toy.ToyError, match="give --out"):
         toy.run(realtime=False)
-    with pytest.raises(toy.ToyError, match="not both"):
+    with pytest.raises(toy.ToyError, match="--input"):
         toy.run(mic=0, input_wav=tmp_path / "child.wav")
+    with pytest.raises(toy.ToyError, match="--out"):
+        toy.run(speaker=0, out=tmp_path / "out.wav")
     with pytest.raises(SystemExit):
         toy.main(["--mic", "0", "--input", "child.wav"])
