@@ -31,6 +31,7 @@ import subprocess
 import tempfile
 import wave
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -414,14 +415,11 @@ class KeywordSpotter:
         voices: Iterable[tuple[str, int]] = DEFAULT_VOICES,
     ) -> list[KeywordTemplate]:
         """Enroll ``keyword`` as espeak-ng says it in each ``(voice, words per minute)``."""
+        voice_list = list(voices)
+        spoken = _synthesize_all([(keyword, v, s) for v, s in voice_list], self.config.sample_rate)
         return [
-            self.enroll(
-                keyword,
-                synthesize(keyword, voice=voice, speed=speed, rate=self.config.sample_rate),
-                intent=intent,
-                source=f"espeak-ng {voice} {speed} wpm",
-            )
-            for voice, speed in voices
+            self.enroll(keyword, audio, intent=intent, source=f"espeak-ng {voice} {speed} wpm")
+            for (voice, speed), audio in zip(voice_list, spoken, strict=True)
         ]
 
     def distances(self, audio: npt.ArrayLike) -> list[KeywordMatch]:
@@ -467,10 +465,21 @@ def make_spotter(
 ) -> KeywordSpotter:
     """A spotter with ``(phrase, intent)`` pairs enrolled from espeak-ng speech."""
     spotter = KeywordSpotter(config)
-    voice_list = list(voices)
-    for phrase, intent in phrases:
-        spotter.enroll_speech(phrase, intent=intent, voices=voice_list)
+    intents = dict(phrases)
+    jobs = [(phrase, voice, speed) for phrase in intents for voice, speed in voices]
+    spoken = _synthesize_all(jobs, config.sample_rate)  # all at once: espeak-ng runs in parallel
+    for (phrase, voice, speed), audio in zip(jobs, spoken, strict=True):
+        source = f"espeak-ng {voice} {speed} wpm"
+        spotter.enroll(phrase, audio, intent=intents[phrase], source=source)
     return spotter
+
+
+def _synthesize_all(jobs: Sequence[tuple[str, str, int]], rate: int) -> list[F32]:
+    """``(text, voice, speed)`` spoken by espeak-ng processes side by side, in order."""
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="edgekit-speech") as pool:
+        return list(
+            pool.map(lambda job: synthesize(job[0], voice=job[1], speed=job[2], rate=rate), jobs)
+        )
 
 
 __all__ = [
