@@ -466,7 +466,8 @@ def make_spotter(
     """A spotter with ``(phrase, intent)`` pairs enrolled from espeak-ng speech."""
     spotter = KeywordSpotter(config)
     intents = dict(phrases)
-    jobs = [(phrase, voice, speed) for phrase in intents for voice, speed in voices]
+    voice_list = list(voices)
+    jobs = [(phrase, voice, speed) for phrase in intents for voice, speed in voice_list]
     spoken = _synthesize_all(jobs, config.sample_rate)  # all at once: espeak-ng runs in parallel
     for (phrase, voice, speed), audio in zip(jobs, spoken, strict=True):
         source = f"espeak-ng {voice} {speed} wpm"
