@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,6 +183,17 @@ def test_replies_play_on_a_sound_device_and_barge_in_stops_them(jack_device: str
         "stopped",
         "finished",
     ]
+
+
+def test_a_microphone_runs_the_same_loop(jack_device: str) -> None:
+    # JACK's dummy driver captures silence: a second of it, paced by the device
+    started = time.monotonic()
+    summary = toy.run(mic=jack_device, speaker=jack_device, max_seconds=1.0)
+    assert time.monotonic() - started >= 1.0
+    assert summary.source == f"microphone {jack_device}"
+    assert summary.output == f"speaker {jack_device}"
+    assert 1.0 <= summary.seconds <= 1.1
+    assert summary.intents == () and summary.replies == () and summary.script is None
 
 
 # ----------------------------------------------------------------------------- behaviour in a batch

@@ -120,6 +120,13 @@ def test_templates_come_from_several_voices(spotter: KeywordSpotter) -> None:
     assert len({t.source for t in per_keyword["hello"]}) == 7
     story, hello = per_keyword["tell me a story"][0], per_keyword["hello"][0]
     assert story.frames > 1.5 * hello.frames  # a longer phrase, a longer template
+    voices = ((voice, 160) for voice in ("en-us", "en-gb"))  # any iterable, used for each phrase
+    two = make_spotter(PHRASES[:2], voices=voices)
+    assert [(t.keyword, t.source) for t in two.templates] == [
+        (phrase, f"espeak-ng {voice} 160 wpm")
+        for phrase in ("hello", "tell me a story")
+        for voice in ("en-us", "en-gb")
+    ]
 
 
 @pytest.mark.parametrize(("voice", "speed", "pitch"), LISTENERS)
