@@ -276,7 +276,7 @@ class Event:
     """Something that happened; ``t_s`` is input time (seconds of audio heard so far)."""
 
     t_s: float
-    event: str  # heard, intent, reply, barge_in, stopped, finished, ignored, enroll, enrolled
+    event: str  # heard, intent, reply, barge_in, stopped, finished, ignored, enroll, enrolled, quit
     text: str = ""
     intent: str | None = None
     keyword: str | None = None
@@ -499,12 +499,16 @@ class Toy:
         return self.heard.copy(start, stop - start)[:, 0]
 
     def say(self, intent: str, samples: F32) -> None:
-        if self.talk is not None:
-            self.talk.reply.stop()
-            self._end_talk(barged_in=False)
+        self.hush()
         reply = self.voice.say(samples)
         self.talk = _Talk(intent, reply, self.now_s)
         self.emit("reply", intent=intent, played=0, total=reply.frames_total)
+
+    def hush(self) -> None:
+        """Stop the reply being spoken, if any (not a barge-in: the toy stops by itself)."""
+        if self.talk is not None:
+            self.talk.reply.stop()
+            self._end_talk(barged_in=False)
 
     def _end_talk(self, barged_in: bool) -> None:
         talk, self.talk = self.talk, None
@@ -513,9 +517,8 @@ class Toy:
         played, total = talk.reply.frames_played, talk.reply.frames_total
         # a sound device may go on playing after the input ended
         ended_s = self.now_s if barged_in else max(self.now_s, talk.started_s + played / RATE)
-        self.emit(
-            "stopped" if barged_in else "finished", intent=talk.intent, played=played, total=total
-        )
+        event = "finished" if played >= total else "stopped"
+        self.emit(event, intent=talk.intent, played=played, total=total)
         self.reports.append(
             ReplyReport(
                 intent=talk.intent,
@@ -565,7 +568,8 @@ def converse(source: AudioSource, toy: Toy, max_seconds: float | None = None) ->
             if toy.finished:
                 break
     except KeyboardInterrupt:
-        toy.emit("finished", text="interrupted from the keyboard")
+        toy.emit("quit", text="Ctrl-C")
+        toy.hush()
     finally:
         toy.close()
 

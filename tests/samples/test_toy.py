@@ -227,6 +227,19 @@ def test_speech_that_may_not_interrupt_is_ignored(tmp_path: Path) -> None:
     assert len(ignored) == 1 and ignored[0].start_s == pytest.approx(3.5, abs=0.3)
 
 
+def test_ctrl_c_hushes_the_toy_and_still_gives_the_summary(tmp_path: Path) -> None:
+    def press_ctrl_c(event: Any) -> None:
+        if event.event == "reply":
+            raise KeyboardInterrupt
+
+    summary = batch(tmp_path, ((0.3, "hello"), (5.0, "good night")), on_event=press_ctrl_c)
+    assert summary.intents == ("greeting",)
+    assert [e.event for e in summary.events][-2:] == ["quit", "stopped"]
+    (greeting,) = summary.replies
+    assert greeting.played == 0 and not greeting.barged_in
+    assert summary.seconds < 2.0
+
+
 def test_enrolling_from_a_recording_of_the_users_voice(tmp_path: Path) -> None:
     phrases = [phrase for phrase, _ in toy.PHRASES]
     script = [(2.0 + 4.5 * i, phrases[i // 2]) for i in range(8)]  # each phrase twice
