@@ -479,7 +479,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
                 "notes": list(result.notes),
                 "candidates": [
                     {
-                        "recipe": c.recipe.label,
+                        "recipe": c.label or c.recipe.label,
                         "passed": c.passed,
                         "reason": c.reason,
                         "report": c.report.as_dict(),
@@ -496,7 +496,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         print(f"{'recipe':<48} {'metric':>8} {'speed':>6}  verdict")
         for c in result.candidates:
             verdict = "pass" if c.passed else c.reason
-            print(f"{c.recipe.label[:48]:<48} {c.report.metric:>8.4f} {c.report.speedup:>5.2f}x  "
+            name = c.label or c.recipe.label
+            print(f"{name[:48]:<48} {c.report.metric:>8.4f} {c.report.speedup:>5.2f}x  "
                   f"{verdict}")  # fmt: skip
     print(result.message)
     if result.report is not None:

@@ -45,6 +45,7 @@ class Candidate:
     passed: bool
     reason: str = ""
     kept_float: tuple[tuple[str, float], ...] = ()
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -294,7 +295,7 @@ def _repair(
             job.say(f"  failed: {e}")
             continue
         ok, reason = _passes(report, budget)
-        repaired.append(Candidate(final, path, report, ok, reason, tuple(kept)))
+        repaired.append(Candidate(final, path, report, ok, reason, tuple(kept), job.label(final)))
         job.say(
             f"  {report.metric_name} {report.metric:.4f}, {report.speedup:.2f}x vs float"
             + (f" -> rejected: {reason}" if not ok else "")
@@ -355,7 +356,9 @@ def quantize_model(
                 job.say(f"  failed: {e}")
                 continue
             ok, reason = _passes(report, budget) if budget is not None else (True, "")
-            candidates.append(Candidate(final, path, report, ok, reason, tuple(kept)))
+            candidates.append(
+                Candidate(final, path, report, ok, reason, tuple(kept), job.label(final))
+            )
             job.say(
                 f"  {report.metric_name} {report.metric:.4f}, {report.speedup:.2f}x vs float"
                 + (f" -> rejected: {reason}" if not ok else "")

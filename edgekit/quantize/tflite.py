@@ -3,9 +3,10 @@
 ai-edge-quantizer needs no TensorFlow, but it calibrates through a model's SignatureDefs, reads
 only constant fp32 weights, and identifies operators by their current builtin code. Models built
 by older converters (MediaPipe's among them) have no SignatureDef, store fp16 weights behind
-``DEQUANTIZE`` operators, and keep their operator codes in the deprecated field. :func:`prepare`
-rewrites a copy of the float model so the quantizer sees what it expects; the rewritten model
-gives bit-identical outputs. The quantized models keep float inputs and outputs, so they replace
+``DEQUANTIZE`` operators, keep their operator codes in the deprecated field, and leave RELUs as
+separate operators (which XNNPACK does not run in int8). :func:`prepare` rewrites a copy of the
+float model so the quantizer sees what it expects; the rewritten model gives bit-identical
+outputs on LiteRT. The quantized models keep float inputs and outputs, so they replace
 the float model without changes to the code that feeds and reads it.
 """
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
-import logging
 import os
 import re
 import warnings
@@ -30,9 +30,11 @@ from edgekit.quantize.core import Job, QuantizationError
 from edgekit.quantize.recipes import Recipe
 from edgekit.quantize.report import Metric, Outputs, metric_for
 
-log = logging.getLogger(__name__)
-
 SIGNATURE_KEY = "serving_default"
+# Detection match: a quantized face matches a float one when the boxes overlap this much and the
+# scores (0..1) differ by no more than this.
+MIN_IOU = 0.5
+MAX_SCORE_GAP = 0.1
 INSTALL = "pip install ai-edge-quantizer (or pip install 'edgekit[quantize]')"
 
 # Tried by --search on .tflite models: int8 kernels first (the only recipes that can be faster),
@@ -50,7 +52,8 @@ def import_quantizer() -> Any:
         return importlib.import_module("ai_edge_quantizer.quantizer")
     except ImportError as e:
         raise BackendUnavailable(
-            f"quantizing .tflite models needs ai-edge-quantizer (no TensorFlow): {INSTALL}"
+            f"quantizing .tflite models needs ai-edge-quantizer, which needs no TensorFlow "
+            f"({e}): {INSTALL}"
         ) from e
 
 
@@ -64,6 +67,7 @@ def _schema() -> tuple[Any, Any]:
 
 
 def quantizer_version() -> str:
+    """The installed ai-edge-quantizer's version, for the manifest."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -83,6 +87,7 @@ def read_model(path: Path) -> Any:
 
 
 def write_model(model: Any, path: Path) -> None:
+    """Serialise a ``ModelT`` to ``path``."""
     _, fb = _schema()
     fb.write_model(model, str(path))
 
@@ -295,19 +300,13 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def stores_fp16_weights(path: Path) -> bool:
-    schema, _ = _schema()
-    graph = read_model(path).subgraphs[0]
-    return any(t.type == schema.TensorType.FLOAT16 for t in graph.tensors)
-
-
 # -- recipes ---------------------------------------------------------------------------------------
 def check_recipe(recipe: Recipe) -> Recipe:
     """The recipe as ai-edge-quantizer can build it, or a QuantizationError saying why not."""
     if recipe.mode == "fp16":
         raise QuantizationError(
-            "fp16 is not built for .tflite models: convert the float model with fp16 weights "
-            "(the MediaPipe models already store them), or use mode static/dynamic"
+            "edgekit builds no fp16 .tflite models: export the model with fp16 weights instead "
+            "(the MediaPipe models already store them), or use mode static or dynamic"
         )
     if recipe.weights != "s8":
         raise QuantizationError(
@@ -332,12 +331,9 @@ def tool_recipe(recipe: Recipe) -> str:
 
 
 def label(recipe: Recipe) -> str:
+    """What the recipe does to a .tflite model, and the ai-edge-quantizer recipe it uses."""
     granularity = "per-channel" if recipe.per_channel else "per-tensor"
-    text = (
-        f"dynamic int8 weights {granularity}"
-        if recipe.mode == "dynamic"
-        else f"static int8 {granularity} (float I/O)"
-    )
+    text = f"{'dynamic' if recipe.mode == 'dynamic' else 'static'} int8 {granularity}"
     if recipe.exclude:
         text += f", {len(recipe.exclude)} ops in float"
     return f"{text} [{tool_recipe(recipe)}]"
@@ -393,10 +389,49 @@ def operator_outputs(path: Path) -> list[str]:
     return [_text(graph.tensors[op.outputs[0]].name) for op in graph.operators if op.outputs]
 
 
+def output_heads(path: Path) -> list[tuple[str, ...]]:
+    """For each model output, the operators that feed it and no other output (its head).
+
+    Heads are where ranges go wrong: a score head's logits span thousands below zero and a few
+    above, which one int8 scale cannot hold.
+    """
+    graph = read_model(path).subgraphs[0]
+    producer = {out: op for op in graph.operators for out in op.outputs}
+    reaches: dict[int, set[int]] = {}
+    for position, output in enumerate(graph.outputs):
+        stack = [output]
+        seen: set[int] = set()
+        while stack:
+            tensor = stack.pop()
+            op = producer.get(tensor)
+            if tensor in seen or op is None:
+                continue
+            seen.add(tensor)
+            reaches.setdefault(id(op), set()).add(position)
+            stack.extend(i for i in op.inputs if i >= 0)
+    heads = []
+    for position in range(len(graph.outputs)):
+        head = tuple(
+            _text(graph.tensors[op.outputs[0]].name)
+            for op in graph.operators
+            if op.outputs and reaches.get(id(op)) == {position}
+        )
+        if head:
+            heads.append(head)
+    return heads
+
+
 # -- the detection metric ----------------------------------------------------------------------
 def detection_match(ref: Outputs, quant: Outputs, manifest: Any) -> float:
-    """Faces decoded from both models (the manifest's head), matched one to one at IoU >= 0.5:
-    matched pairs / the larger of the two counts, over all held-out samples."""
+    """Faces decoded from both models by the manifest's head, matched one to one: a pair matches
+    when its boxes overlap by IoU >= 0.5 and its scores differ by at most 0.1. Returns matched
+    pairs / the larger of the two face counts, over all held-out samples (1.0 when neither
+    model finds a face).
+
+    The score condition matters: a quantized score head can collapse every logit onto the
+    decision threshold, which still "finds" each face but loses all of them at any stricter
+    threshold.
+    """
     from edgekit.tasks.face import FaceDetectionHead, decode_faces
 
     head = FaceDetectionHead.from_manifest(manifest)
@@ -411,8 +446,11 @@ def detection_match(ref: Outputs, quant: Outputs, manifest: Any) -> float:
         total += max(len(faces_a), len(faces_b))
         free = list(faces_b)
         for face in faces_a:
-            ious = [_iou(face.box, other.box) for other in free]
-            if ious and max(ious) >= 0.5:
+            ious = [
+                _iou(face.box, other.box) if abs(face.score - other.score) <= MAX_SCORE_GAP else 0.0
+                for other in free
+            ]
+            if ious and max(ious) >= MIN_IOU:
                 free.pop(int(np.argmax(ious)))
                 matched += 1
     return matched / total if total else 1.0
@@ -444,7 +482,9 @@ class TfliteJob(Job):
 
     def metric(self) -> tuple[str, Metric]:
         if self.manifest is not None and self.manifest.task == "face-detection":
-            return "detection match (IoU >= 0.5)", detection_match
+            return f"detection match (IoU >= {MIN_IOU}, score within {MAX_SCORE_GAP})", (
+                detection_match
+            )
         return metric_for(self.manifest)
 
     def build(self, recipe: Recipe) -> Path:
@@ -492,12 +532,22 @@ class TfliteJob(Job):
         return self._qsvs
 
     def segments(self, recipe: Recipe, count: int) -> list[tuple[str, ...]]:
-        """Operators (by output tensor) not yet kept in float, cut into ``count`` runs."""
-        names = [n for n in operator_outputs(self.prepared) if n not in recipe.exclude]
+        """Runs of operators (by output tensor) to try in float: each output's own head first,
+        then the rest of the graph in order, cut into as many runs as remain of ``count``."""
+        heads = [
+            run
+            for head in output_heads(self.prepared)
+            if (run := tuple(n for n in head if n not in recipe.exclude))
+        ]
+        taken = {name for head in heads for name in head}
+        names = [
+            n for n in operator_outputs(self.prepared) if n not in recipe.exclude and n not in taken
+        ]
         if not names:
-            return []
-        size = max(1, -(-len(names) // count))
-        return [tuple(names[i : i + size]) for i in range(0, len(names), size)]
+            return heads
+        runs = max(1, count - len(heads))
+        size = max(1, -(-len(names) // runs))
+        return heads + [tuple(names[i : i + size]) for i in range(0, len(names), size)]
 
 
 def _bar(done: int, total: int, width: int = 20) -> str:
@@ -519,8 +569,8 @@ __all__ = [
     "import_quantizer",
     "label",
     "manifest_fields",
+    "output_heads",
     "prepare",
     "restore_io_names",
-    "stores_fp16_weights",
     "tool_recipe",
 ]
