@@ -26,11 +26,12 @@ from .errors import (
     ProtocolError,
     RemoteError,
 )
-from .framing import Frame, FrameDecoder, encode_frame
+from .framing import Frame, FrameDecoder, encode_body, encode_frame
 from .messages import (
     AUTH_TRAILER_SIZE,
     BUILTIN_METHODS,
     HEADER_SIZE,
+    HEADER_STRUCT,
     MIN_BODY,
     NONCE_SIZE,
     PROTOCOL_VERSION,
@@ -416,7 +417,8 @@ class Bridge:
         deadline = time.monotonic() + timeout
         method_id = self.method_id(method)
         name = method if isinstance(method, str) else f"method 0x{method:x}"
-        self.wait_session(max(0.0, deadline - time.monotonic()))
+        if not self._session_up:
+            self.wait_session(max(0.0, deadline - time.monotonic()))
         payload = pack_request(method_id, args)
         if len(payload) > self.max_payload:
             raise FrameError(
@@ -615,12 +617,14 @@ class Bridge:
             if seq is None:
                 seq = self._tx_seq[channel]
                 self._tx_seq[channel] = (seq + 1) & 0xFFFF
-            header = Header(PROTOCOL_VERSION, flags, channel, msg_type, seq, ack, id)
             auth = self._auth
-            trailer = None
-            if auth is not None:
+            if auth is None:
+                head = HEADER_STRUCT.pack(PROTOCOL_VERSION, flags, channel, msg_type, seq, ack, id)
+                frame = encode_body(head + payload, self._session_limit)
+            else:
+                header = Header(PROTOCOL_VERSION, flags, channel, msg_type, seq, ack, id)
                 header, trailer = auth.sign(header, payload)
-            frame = encode_frame(header, payload, trailer, frame_limit=self._session_limit or None)
+                frame = encode_frame(header, payload, trailer, frame_limit=self._session_limit)
             transport.write(b"\x00" + frame if flush else frame)
         return seq
 

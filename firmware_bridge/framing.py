@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -14,6 +13,7 @@ from .messages import (
     CRC_SIZE,
     DEFAULT_FRAME_LIMIT,
     HEADER_SIZE,
+    HEADER_STRUCT,
     MIN_BODY,
     PROTOCOL_VERSION,
     Flags,
@@ -27,6 +27,7 @@ __all__ = [
     "FrameDecoder",
     "cobs_decode",
     "cobs_encode",
+    "encode_body",
     "encode_frame",
     "max_encoded_size",
 ]
@@ -136,15 +137,19 @@ def encode_frame(
     frame_limit: int | None = None,
 ) -> bytes:
     """Encode one frame: COBS(header || payload || [trailer] || crc32) followed by 0x00."""
-    if auth is not None:
-        header = header._replace(flags=header.flags | Flags.AUTH)
-    body = header.pack() + payload
-    if auth is not None:
-        if len(auth.tag) != AUTH_TRAILER_SIZE - 4:
-            raise FrameError(f"auth tag must be {AUTH_TRAILER_SIZE - 4} bytes")
-        body += auth.pack()
+    if auth is None:
+        return encode_body(header.pack() + payload, frame_limit or 0)
+    if len(auth.tag) != AUTH_TRAILER_SIZE - 4:
+        raise FrameError(f"auth tag must be {AUTH_TRAILER_SIZE - 4} bytes")
+    header = header._replace(flags=header.flags | Flags.AUTH)
+    return encode_body(header.pack() + payload + auth.pack(), frame_limit or 0)
+
+
+def encode_body(body: bytes, frame_limit: int = 0) -> bytes:
+    """Encode an unsigned frame from its header and payload bytes (the hot path of encode_frame);
+    a frame_limit of 0 checks nothing."""
     body += zlib.crc32(body).to_bytes(4, "little")
-    if frame_limit is not None and len(body) > frame_limit:
+    if frame_limit and len(body) > frame_limit:
         raise FrameError(
             f"frame body is {len(body)} bytes, over the session frame limit {frame_limit}; "
             "send a smaller payload"
@@ -177,11 +182,12 @@ class DecoderStats:
         )
 
 
-_HEADER = struct.Struct("<BBBBHHI")
 _PRINTABLE = bytes(range(0x20, 0x7F)) + b"\t\r\n"
 
 
 _AUTH_FLAG = int(Flags.AUTH)
+#: zlib.crc32(body + crc32(body) as 4 little-endian bytes), the same for every body.
+_CRC_RESIDUE = 0x2144DF1C
 _PRINTABLE_BYTE = tuple(b in _PRINTABLE for b in range(256))
 
 
@@ -233,6 +239,18 @@ class FrameDecoder:
         self.stats.bytes += len(data)
         parts = (data if isinstance(data, bytes) else bytes(data)).split(b"\x00")
         last = len(parts) - 1
+        if not parts[last] and not self._buf and not self._skipping:
+            # fast path, the usual read: whole frames only, each starting like a frame (its
+            # second byte is the version 0x01, which is not printable)
+            for part in parts:
+                if part and (len(part) < 2 or part[0] == 0x0A or _PRINTABLE_BYTE[part[1]]):
+                    break
+            else:
+                for part in parts:
+                    if part:
+                        self._segment(part, out)
+                self._binary = False
+                return out
         for i, part in enumerate(parts):
             complete = i < last
             if i == 0 and self._skipping:
@@ -301,7 +319,7 @@ class FrameDecoder:
         if n < MIN_BODY:
             st.short_frames += 1
             return
-        if zlib.crc32(memoryview(body)[:-CRC_SIZE]) != int.from_bytes(body[-CRC_SIZE:], "little"):
+        if zlib.crc32(body) != _CRC_RESIDUE:  # CRC-32 over a body and its own CRC
             st.crc_errors += 1
             return
         if body[0] != PROTOCOL_VERSION:
@@ -310,7 +328,7 @@ class FrameDecoder:
         if n > self.frame_limit:
             st.oversize += 1
             return
-        header = Header._make(_HEADER.unpack_from(body))
+        header = Header._make(HEADER_STRUCT.unpack_from(body))
         if header.flags & _AUTH_FLAG:
             if n < MIN_BODY + AUTH_TRAILER_SIZE:
                 st.short_frames += 1

@@ -21,7 +21,9 @@ MAX_UID = 16
 MAX_FW_VERSION = 32
 NONCE_SIZE = 16
 
-_HEADER = struct.Struct("<BBBBHHI")
+#: the 12-byte header: version, flags, channel, type, seq, ack, id (little-endian)
+HEADER_STRUCT = struct.Struct("<BBBBHHI")
+_HEADER = HEADER_STRUCT
 
 
 class Flags(IntFlag):

@@ -142,6 +142,16 @@ class SimDevice:
             self._bulk(h.type, h.id, frame.payload)
 
     def _hello(self, req: HelloRequest) -> None:
+        if (
+            self.epoch > 0
+            and req.host_nonce == self._host_nonce
+            and min(self.frame_limit, req.frame_limit) == self._session_limit
+        ):
+            # a retried HELLO_REQ of the session in progress: the same HELLO again
+            self._out += encode_frame(
+                Header.make(Channel.CONTROL, ControlType.HELLO), self.info().pack()
+            )
+            return
         self.epoch += 1
         self._host_nonce = req.host_nonce
         self._dev_nonce = hashlib.sha256(self.uid + self.epoch.to_bytes(4, "little")).digest()[:16]

@@ -82,7 +82,13 @@ class SerialTransport:
 
     def _write_fd(self, fd: int, data: bytes) -> None:
         """os.write until done; wait for room only when the driver buffer is full."""
-        view = memoryview(data)
+        try:
+            sent = os.write(fd, data)
+        except BlockingIOError:
+            sent = 0
+        if sent == len(data):
+            return  # the usual case: one call, nothing else
+        view = memoryview(data)[sent:]
         deadline = time.monotonic() + WRITE_TIMEOUT
         while view:
             try:

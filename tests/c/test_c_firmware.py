@@ -156,8 +156,8 @@ class Link:
                 raise AssertionError(f"no frame on channel {channel} type {type_} in {timeout}s")
             self._fill(min(0.05, deadline - time.monotonic()))
 
-    def hello(self, limit: int = 1024) -> Frame:
-        self.send(CONTROL, HELLO_REQ, struct.pack("<HHHH", 1, 1, limit, 8) + HOST_NONCE)
+    def hello(self, limit: int = 1024, nonce: bytes = HOST_NONCE) -> Frame:
+        self.send(CONTROL, HELLO_REQ, struct.pack("<HHHH", 1, 1, limit, 8) + nonce)
         return self.wait_for(CONTROL, HELLO)
 
     def call(self, call_id: int, method: int, args: bytes = b"") -> Frame:
@@ -403,7 +403,11 @@ def test_hello_and_ping_bytes(link: Link) -> None:
         "sys.reboot": 0x150,
     }
     assert h.streams == {"imu": (1, 12)}
-    second = parse_hello(link.hello().payload)
+    # the same host nonce again is a retry: the same session answers
+    retry = parse_hello(link.hello().payload)
+    assert retry == h
+    # a new host nonce is a new host session
+    second = parse_hello(link.hello(nonce=bytes(reversed(HOST_NONCE))).payload)
     assert second.epoch == h.epoch + 1 and second.dev_nonce != h.dev_nonce
 
     # The exact bytes of the RESPONSE: first rpc frame of the device (seq 0), ack = our seq.

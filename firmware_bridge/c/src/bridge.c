@@ -208,7 +208,9 @@ static size_t hello_streams_size(const bridge_config_t *cfg)
     return total;
 }
 
-static int send_hello(bridge_t *b, uint16_t ack)
+/* fresh: start a new session (new epoch, nonce, counters, empty cache); else the current
+ * session's HELLO again, for a retried HELLO_REQ. */
+static int send_hello(bridge_t *b, uint16_t ack, int fresh)
 {
     static const struct {
         uint16_t id;
@@ -226,14 +228,15 @@ static int send_hello(bridge_t *b, uint16_t ack)
     size_t i;
     uint8_t n_methods = 0;
 
-    /* Every HELLO starts a session: new epoch, nonce, counters, empty cache. */
-    b->epoch++;
-    b->in_session = 1;
-    b->rx_counter = 0;
-    b->tx_counter = 0;
-    memset(b->cache, 0, sizeof(b->cache));
-    stop_streams(b);
-    new_nonce(b);
+    if (fresh) {
+        b->epoch++;
+        b->in_session = 1;
+        b->rx_counter = 0;
+        b->tx_counter = 0;
+        memset(b->cache, 0, sizeof(b->cache));
+        stop_streams(b);
+        new_nonce(b);
+    }
 
     if (fw_len > BRIDGE_FW_VERSION_MAX) {
         fw_len = BRIDGE_FW_VERSION_MAX;
@@ -312,11 +315,17 @@ static void handle_hello_req(bridge_t *b, const bridge_header_t *h, const uint8_
         send_error(b, BRIDGE_TOO_LARGE, "host frame_limit below the device minimum", h->seq);
         return;
     }
+    if (b->in_session && host_limit == b->host_limit &&
+        memcmp(b->host_nonce, p + 8, BRIDGE_NONCE_SIZE) == 0) {
+        /* The host retried before our HELLO reached it: the same session, the same HELLO. */
+        (void)send_hello(b, h->seq, 0);
+        return;
+    }
     memcpy(b->host_nonce, p + 8, BRIDGE_NONCE_SIZE);
     b->host_limit = host_limit;
     b->limit = device_limit(b->cfg) < host_limit ? device_limit(b->cfg) : host_limit;
     b->hello_pending = 0;
-    (void)send_hello(b, h->seq);
+    (void)send_hello(b, h->seq, 1);
 }
 
 void bridge_request_hello(bridge_t *b, uint8_t boot_reason)
@@ -325,7 +334,7 @@ void bridge_request_hello(bridge_t *b, uint8_t boot_reason)
     if (b->in_dispatch) {
         b->hello_pending = 1;
     } else {
-        (void)send_hello(b, 0);
+        (void)send_hello(b, 0, 1);
     }
 }
 
@@ -551,7 +560,7 @@ static void handle_request(bridge_t *b, const bridge_header_t *h, const uint8_t 
     (void)send_response(b, victim, 0, auth_enabled(b));
     if (b->hello_pending) {
         b->hello_pending = 0;
-        (void)send_hello(b, 0);
+        (void)send_hello(b, 0, 1);
     }
 }
 

@@ -475,18 +475,25 @@ static void host_send(bridge_t *b, uint8_t ch, uint8_t type, uint8_t flags, uint
     bridge_feed(b, wire, w);
 }
 
+/* The host nonce of the HELLO_REQs sent; the same nonce again is a retry of the session. */
+static uint8_t host_nonce[16] = {0xA0, 0xA1, 0xA2, 0xA3, 0xA4, 0xA5, 0xA6, 0xA7,
+                                 0xA8, 0xA9, 0xAA, 0xAB, 0xAC, 0xAD, 0xAE, 0xAF};
+
 static void hello(bridge_t *b, uint16_t min_v, uint16_t max_v, uint16_t limit)
 {
     uint8_t p[24];
-    size_t i;
     bridge_put_u16(p, min_v);
     bridge_put_u16(p + 2, max_v);
     bridge_put_u16(p + 4, limit);
     bridge_put_u16(p + 6, 4);
-    for (i = 0; i < 16; i++) {
-        p[8 + i] = (uint8_t)(0xA0 + i);
-    }
+    memcpy(p + 8, host_nonce, 16);
     host_send(b, BRIDGE_CH_CONTROL, BRIDGE_T_HELLO_REQ, 0, 0, p, sizeof(p));
+}
+
+/* A host that reconnects: its next HELLO_REQ asks for a new session. */
+static void new_host_nonce(void)
+{
+    host_nonce[15]++;
 }
 
 static void call(bridge_t *b, uint32_t id, uint16_t method, const void *args, size_t n)
@@ -837,7 +844,18 @@ static void test_rpc(void)
     CHECK(status_of(response()) == BRIDGE_STALE && count_calls == 10,
           "id evicted by a newer call is STALE");
 
+    /* A retried HELLO_REQ (same host nonce) gets the same session's HELLO and keeps its state. */
+    id = bridge_epoch(&dev);
+    hello(&dev, 1, 1, 1024);
+    CHECK(take() == 1 && rx[0].h.type == BRIDGE_T_HELLO && bridge_get_u32(rx[0].p + 2) == id &&
+              bridge_epoch(&dev) == id,
+          "retried HELLO_REQ: the same epoch again");
+    call(&dev, 9, 0x100, NULL, 0);
+    CHECK(status_of(response()) == BRIDGE_STALE && count_calls == 10,
+          "retried HELLO_REQ keeps the call cache");
+
     /* A new session forgets the call ids of the previous one. */
+    new_host_nonce();
     hello(&dev, 1, 1, 1024);
     take();
     call(&dev, 9, 0x100, NULL, 0);
@@ -1173,8 +1191,6 @@ static void auth_send(uint8_t ch, uint8_t type, uint32_t id, const uint8_t *payl
                       uint32_t counter, int forge)
 {
     static uint8_t body[BRIDGE_FRAME_MAX], wire[BRIDGE_WIRE_MAX(BRIDGE_FRAME_MAX)];
-    static const uint8_t host_nonce[16] = {0xA0, 0xA1, 0xA2, 0xA3, 0xA4, 0xA5, 0xA6, 0xA7,
-                                           0xA8, 0xA9, 0xAA, 0xAB, 0xAC, 0xAD, 0xAE, 0xAF};
     bridge_header_t h;
     bridge_hmac_t m;
     uint8_t tag[32];
@@ -1206,8 +1222,6 @@ static void auth_send(uint8_t ch, uint8_t type, uint32_t id, const uint8_t *payl
 
 static int device_tag_ok(const rxframe_t *f)
 {
-    static const uint8_t host_nonce[16] = {0xA0, 0xA1, 0xA2, 0xA3, 0xA4, 0xA5, 0xA6, 0xA7,
-                                           0xA8, 0xA9, 0xAA, 0xAB, 0xAC, 0xAD, 0xAE, 0xAF};
     bridge_hmac_t m;
     uint8_t tag[32];
     if (!(f->h.flags & BRIDGE_FLAG_AUTH) || f->body_len < 12 + 20) {
@@ -1271,6 +1285,7 @@ static void test_auth(void)
     CHECK(bridge_stats(&dev)->auth_failures == 2, "two auth failures counted");
 
     /* A new session resets the counters and changes the nonce. */
+    new_host_nonce();
     hello(&dev, 1, 1, 1024);
     take();
     CHECK(memcmp(dev_nonce, rx[0].p + off, 16) != 0, "new session, new device nonce");
