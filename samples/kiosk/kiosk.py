@@ -385,25 +385,45 @@ class Telemetry:
 
     def run(self) -> None:
         """Read the stream until stopped; the bridge restarts it after a replug by itself."""
+        stream = self._subscribe()
+        if stream is None:
+            return
+        try:
+            self._follow(stream)
+        finally:
+            try:
+                stream.close()
+            except BridgeError as e:  # the board went away as the kiosk stopped: nothing to stop
+                log.warning("could not stop the IMU stream on %s: %s", self.bridge.url, e)
+
+    def _subscribe(self) -> Stream | None:
+        """Start the IMU stream, trying again while the board does not answer; None if stopped."""
+        while not self._stop.is_set():
+            try:
+                return self.bridge.subscribe("imu", self.rate_hz)
+            except (BridgeTimeout, Disconnected) as e:
+                log.warning("starting the IMU stream on %s: %s; trying again", self.bridge.url, e)
+                self._stop.wait(1.0)
+        return None
+
+    def _follow(self, stream: Stream) -> None:
         next_ping = next_publish = 0.0
         latest: dict[str, Any] | None = None
-        with self.bridge.subscribe("imu", self.rate_hz) as stream:
-            while not self._stop.is_set():
-                now = time.monotonic()
-                if now >= next_ping:
-                    next_ping = now + PING_EVERY_S
-                    self._ping()
-                batch = self._read(stream)
-                for sample in batch:
-                    values = sample.unpack(IMU_FORMAT)
-                    self.samples += len(values)
-                    self._rate.tick(count=len(values))
-                    if values:
-                        step_us = round(1e6 * (len(values) - 1) / self.rate_hz)
-                        latest = imu_dict(values[-1], sample.timestamp_us + step_us)
-                if time.monotonic() >= next_publish:
-                    next_publish = time.monotonic() + TELEMETRY_EVERY_S
-                    self.hub.publish_telemetry(self._message(stream, latest))
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= next_ping:
+                next_ping = now + PING_EVERY_S
+                self._ping()
+            for sample in self._read(stream):
+                values = sample.unpack(IMU_FORMAT)
+                self.samples += len(values)
+                self._rate.tick(count=len(values))
+                if values:
+                    step_us = round(1e6 * (len(values) - 1) / self.rate_hz)
+                    latest = imu_dict(values[-1], sample.timestamp_us + step_us)
+            if time.monotonic() >= next_publish:
+                next_publish = time.monotonic() + TELEMETRY_EVERY_S
+                self.hub.publish_telemetry(self._message(stream, latest))
 
     def _read(self, stream: Stream) -> list[Sample]:
         try:
@@ -564,6 +584,8 @@ class Hub:
 
 # ----------------------------------------------------------------------------- the web server
 
+HUB = web.AppKey("hub", Hub)
+
 
 async def _send_news(ws: web.WebSocketResponse, hub: Hub, client: Client) -> None:
     """Send each client the newest frame (once it is ready), stats and telemetry as they change."""
@@ -621,9 +643,6 @@ async def latest_jpeg(request: web.Request) -> web.Response:
     if frame is None:
         return web.json_response({"error": "no frame yet; try again in a moment"}, status=503)
     return web.Response(body=frame.jpeg, content_type="image/jpeg")
-
-
-HUB = web.AppKey("hub", Hub)
 
 
 def make_app(hub: Hub) -> web.Application:
