@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for newcomers and CI:
 #   bash scripts/dev.sh setup   create .venv, install edgekit with every extra, build the C device
-#   bash scripts/dev.sh demo    setup, then run the main demo
+#   bash scripts/dev.sh demo    setup, then run the main demo (the glasses sample; or demo NAME)
 #   bash scripts/dev.sh test    setup, then lint, type-check and run the whole test suite
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,7 +42,15 @@ case "${1:-test}" in
   setup) setup ;;
   demo)
     setup
-    "$VENV/bin/edgekit" demo "${@:2}"
+    if [ $# -gt 1 ]; then
+      "$VENV/bin/edgekit" demo "${@:2}"
+    else
+      # the main demo: the glasses sample on its built-in clip, reading the sign aloud
+      mkdir -p demo-output
+      "$VENV/bin/edgekit" demo glasses --read-this --speak demo-output/sign.wav \
+        --save demo-output/hud.avi
+      echo "== more: bash scripts/dev.sh demo robot|toy|kiosk|runtime"
+    fi
     ;;
   test)
     setup
