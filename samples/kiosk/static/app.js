@@ -94,6 +94,7 @@ function onMessage(message) {
     text("model", `model ${message.model}, ${message.stream_fps} frames a second at most`);
     if (message.device === null) {
       badge("device-link", "no board", false);
+      badge("tilt-state", "no board", false);
       text("device-url", "started with --device none");
     }
   } else if (message.type === "stats") {
