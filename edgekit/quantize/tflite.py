@@ -118,6 +118,23 @@ def add_signature(model: Any, key: str = SIGNATURE_KEY) -> bool:
     return True
 
 
+def signature_of(path: Path) -> tuple[str, dict[str, str]]:
+    """The SignatureDef of the main graph: its key, and its input names by tensor name."""
+    model = read_model(path)
+    graph = model.subgraphs[0]
+    for signature in model.signatureDefs or []:
+        if signature.subgraphIndex == 0:
+            names = {
+                _text(graph.tensors[entry.tensorIndex].name): _text(entry.name)
+                for entry in signature.inputs
+            }
+            return _text(signature.signatureKey), names
+    raise QuantizationError(
+        f"{path.name} has SignatureDefs, but none for its main graph; ai-edge-quantizer "
+        "calibrates through one: re-export the model with a signature for it"
+    )
+
+
 def current_operator_codes(model: Any) -> int:
     """Copy operator codes from the deprecated field (pre-2.4 converters) into the current one.
 
@@ -520,11 +537,16 @@ class TfliteJob(Job):
             total = len(samples)
             step = max(1, -(-total // 8))
             threads = max(1, min(4, os.cpu_count() or 1))
+            # Feeds are keyed by tensor name; the signature may name its inputs differently.
+            key, names = signature_of(self.prepared)
             qsvs: dict[str, Any] | None = None
             for start in range(0, total, step):
-                chunk = samples[start : start + step]
+                chunk = [
+                    {names.get(name, name): value for name, value in sample.items()}
+                    for sample in samples[start : start + step]
+                ]
                 qsvs = quantizer.calibrate(
-                    {SIGNATURE_KEY: chunk}, previous_calibration_result=qsvs, num_threads=threads
+                    {key: chunk}, previous_calibration_result=qsvs, num_threads=threads
                 )
                 done = start + len(chunk)
                 self.say(f"  calibrating {_bar(done, total)} {done}/{total} samples")
@@ -572,5 +594,6 @@ __all__ = [
     "output_heads",
     "prepare",
     "restore_io_names",
+    "signature_of",
     "tool_recipe",
 ]

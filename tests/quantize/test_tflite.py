@@ -187,6 +187,27 @@ def _iou(a: Any, b: Any) -> float:
     return iou(a, b)
 
 
+def test_model_with_its_own_signature(data: CalibrationData, tmp_path: Path) -> None:
+    """A model exported with a SignatureDef keeps it; calibration goes through its names."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgekit.quantize import tflite
+
+    prepared, _ = tflite.prepare(edgekit.load(MODEL).path, tmp_path)
+    model = tflite.read_model(prepared)
+    (signature,) = model.signatureDefs
+    signature.signatureKey = "detect"
+    signature.inputs[0].name = "image"
+    signed = tmp_path / "signed.tflite"
+    tflite.write_model(model, signed)
+    assert tflite.signature_of(signed) == ("detect", {"input": "image"})
+    result = quantize(signed, data, output=tmp_path / "s.tflite")  # static: calibrates
+    assert result.report is not None and result.report.metric_name == "output cosine similarity"
+    assert result.report.metric > 0.95
+    signatures = Interpreter(model_path=str(result.path)).get_signature_list()
+    assert list(signatures) == ["detect"] and signatures["detect"]["inputs"] == ["image"]
+
+
 def test_search_keeps_float_unless_faster(data: CalibrationData, tmp_path: Path) -> None:
     result = quantize(MODEL, data, search=True, output=tmp_path / "s.tflite")
     assert result.candidates
