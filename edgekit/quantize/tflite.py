@@ -464,7 +464,9 @@ def detection_match(ref: Outputs, quant: Outputs, manifest: Any) -> float:
         free = list(faces_b)
         for face in faces_a:
             ious = [
-                _iou(face.box, other.box) if abs(face.score - other.score) <= MAX_SCORE_GAP else 0.0
+                box_iou(face.box, other.box)
+                if abs(face.score - other.score) <= MAX_SCORE_GAP
+                else 0.0
                 for other in free
             ]
             if ious and max(ious) >= MIN_IOU:
@@ -473,7 +475,8 @@ def detection_match(ref: Outputs, quant: Outputs, manifest: Any) -> float:
     return matched / total if total else 1.0
 
 
-def _iou(a: Any, b: Any) -> float:
+def box_iou(a: Any, b: Any) -> float:
+    """Intersection over union of two :class:`~edgekit.tasks.types.Box` values."""
     x1, y1 = max(a.x1, b.x1), max(a.y1, b.y1)
     x2, y2 = min(a.x2, b.x2), min(a.y2, b.y2)
     inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
@@ -582,6 +585,7 @@ __all__ = [
     "TFLITE_CANDIDATES",
     "TfliteJob",
     "add_signature",
+    "box_iou",
     "build_recipe",
     "check_recipe",
     "current_operator_codes",

@@ -125,6 +125,7 @@ def test_score_head_collapses_in_int8_and_says_so(data: CalibrationData, tmp_pat
 
 
 def test_static_int8_matches_float_detections(data: CalibrationData, tmp_path: Path) -> None:
+    from edgekit.quantize.tflite import box_iou
     from edgekit.tasks.face import FaceDetectionHead
 
     out = tmp_path / "face-int8.tflite"
@@ -156,7 +157,7 @@ def test_static_int8_matches_float_detections(data: CalibrationData, tmp_path: P
     feeds, box = head.prepare(photos.astronaut())
     (face,) = head.decode(float_model.run(feeds), box)
     (qface,) = head.decode(quantized.run(feeds), box)
-    assert _iou(face.box, qface.box) > 0.8 and abs(face.score - qface.score) < 0.1
+    assert box_iou(face.box, qface.box) > 0.8 and abs(face.score - qface.score) < 0.1
     # the manifest records how it was made
     manifest = quantized.manifest
     assert manifest is not None and manifest.format == "tflite"
@@ -179,12 +180,6 @@ def test_budget_finds_the_score_head(data: CalibrationData, tmp_path: Path) -> N
         assert "not measurably faster" in candidate.reason or "slower" in candidate.reason
     else:
         assert not result.used_float and result.path.is_file()
-
-
-def _iou(a: Any, b: Any) -> float:
-    from edgekit.quantize.tflite import _iou as iou
-
-    return iou(a, b)
 
 
 def test_model_with_its_own_signature(data: CalibrationData, tmp_path: Path) -> None:
