@@ -192,6 +192,7 @@ class Bridge:
 
         self._lock = threading.RLock()
         self._tx_lock = threading.Lock()
+        self._window_waiters = 0  # callers waiting for a free call id in the window
         # held by whichever thread reads the link and dispatches: the reader thread, or a caller
         # that reads its own answer (direct mode, see _await_direct)
         self._io_lock = threading.Lock()
@@ -434,7 +435,11 @@ class Bridge:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise BridgeTimeout(f"{name}: {window} calls already in flight for {timeout}s")
-                self._session_cond.wait(remaining)
+                self._window_waiters += 1
+                try:
+                    self._session_cond.wait(remaining)
+                finally:
+                    self._window_waiters -= 1
             call_id = self._next_call_id
             if call_id > 0xFFFFFFFF:
                 raise ProtocolError(
@@ -488,7 +493,8 @@ class Bridge:
                 if direct:
                     self._direct_callers -= 1
                     self._direct_idle_since = time.monotonic()
-                self._session_cond.notify_all()
+                if self._window_waiters:
+                    self._session_cond.notify_all()
         if pending.error is not None:
             self._failed += 1
             raise pending.error
