@@ -229,29 +229,38 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        total = 256 * 1024
-        step("raw pty throughput")
-        # the virtual device reads its pty 4 KiB at a time: the raw sink does the same
-        raw_bps = statistics.median(raw_pty_throughput(total * 16, 4096) for _ in range(5))
-        raw_big = statistics.median(raw_pty_throughput(total * 16, 65536) for _ in range(5))
-        step("bulk upload throughput (16 KiB frames)")
+        total = 4 * 1024 * 1024  # the virtual device's whole firmware slot
+        repeats = 9 if not args.quick else 3
+        step("bulk upload throughput (16 KiB frames) and raw pty throughput, interleaved")
+        # the virtual device reads its pty up to 64 KiB at a time; the raw sink is measured
+        # with 4 KiB and 64 KiB reads and the faster of the two is the baseline
+        raw_small_reads: list[float] = []
+        raw_big_reads: list[float] = []
+        bulk_runs: list[float] = []
         with start_virtual_device(link=tmp / "big", frame_limit=16384) as dev:
-            bulk_bps = bulk_throughput(dev.url, 16384, total, 9 if not args.quick else 3)
+            for _ in range(3):  # rounds, so both see the same machine load
+                raw_small_reads.append(raw_pty_throughput(total, 4096))
+                raw_big_reads.append(raw_pty_throughput(total, 65536))
+                bulk_runs.append(bulk_throughput(dev.url, 16384, total, repeats))
+        raw_small = statistics.median(raw_small_reads)
+        raw_big = statistics.median(raw_big_reads)
+        raw_bps = max(raw_small, raw_big)
+        bulk_bps = statistics.median(bulk_runs)
         with start_virtual_device(link=tmp / "small") as dev:
             step("bulk upload throughput (1 KiB frames)")
-            bulk_small = bulk_throughput(dev.url, 1024, total, 9 if not args.quick else 3)
+            bulk_small = bulk_throughput(dev.url, 1024, total, repeats)
             rows.append(
                 (
-                    "bulk upload fw0, 256 KiB, 16 KiB frames",
+                    "bulk upload fw0, 4 MiB, 16 KiB frames",
                     f"{bulk_bps / 1e6:.1f} MB/s",
-                    f"raw pty {raw_bps / 1e6:.1f} MB/s (4 KiB reads, as the device; "
-                    f"{raw_big / 1e6:.0f} MB/s with 64 KiB reads): ratio {bulk_bps / raw_bps:.2f}",
+                    f"raw pty {raw_bps / 1e6:.1f} MB/s (4 KiB reads {raw_small / 1e6:.0f}, "
+                    f"64 KiB reads {raw_big / 1e6:.0f} MB/s): ratio {bulk_bps / raw_bps:.2f}",
                     ">= 0.85",
                 )
             )
             rows.append(
                 (
-                    "bulk upload fw0, 256 KiB, 1 KiB frames",
+                    "bulk upload fw0, 4 MiB, 1 KiB frames",
                     f"{bulk_small / 1e6:.1f} MB/s",
                     f"ratio {bulk_small / raw_bps:.2f}",
                     "",
@@ -299,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             step("bulk through the proxy paced at 921600 baud")
-            goodput = paced_goodput(dev.url, tmp, 921600, total)
+            goodput = paced_goodput(dev.url, tmp, 921600, 256 * 1024)
             rows.append(
                 (
                     "bulk fw0 256 KiB via proxy at 921600 baud",
