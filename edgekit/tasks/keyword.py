@@ -7,11 +7,12 @@ kept between 1/2 and 2, so a phrase may be said up to twice as fast or as slow a
 and answers with the keyword whose best template is closest, or ``None`` when even that one is
 further than the rejection threshold: other words, noise and silence are rejected.
 
-Templates come from audio. :func:`synthesize` speaks a phrase with espeak-ng, so a device can
-start with synthesized templates in a few voices and speeds (:meth:`KeywordSpotter.enroll_speech`)
-and add the user's own recordings later (:meth:`KeywordSpotter.enroll`), which match that user
-far better. Distances are mean per-frame cosine distances of cepstral-mean-normalised MFCCs, so
-they do not depend on the loudness of the audio.
+Templates come from audio. :func:`~edgekit.media.speech.synthesize` (re-exported here) speaks
+a phrase with espeak-ng, so a device can start with synthesized templates in a few voices and
+speeds (:meth:`KeywordSpotter.enroll_speech`) and add the user's own recordings later
+(:meth:`KeywordSpotter.enroll`), which match that user far better. Distances are mean per-frame
+cosine distances of cepstral-mean-normalised MFCCs, so they do not depend on the loudness of the
+audio.
 
 Example::
 
@@ -26,20 +27,15 @@ Example::
 from __future__ import annotations
 
 import logging
-import shutil
-import subprocess
-import tempfile
-import wave
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from edgekit.errors import BackendUnavailable
+from edgekit.media.speech import SpeechSynthesisUnavailable, synthesize
 from edgekit.tasks.errors import TaskInputError
 
 log = logging.getLogger(__name__)
@@ -63,10 +59,6 @@ DEFAULT_VOICES: tuple[tuple[str, int], ...] = (
 
 class KeywordError(TaskInputError):
     """Keyword spotting was asked something it cannot do; the message says the fix."""
-
-
-class SpeechSynthesisUnavailable(BackendUnavailable):
-    """espeak-ng, which synthesizes speech, is not installed."""
 
 
 @dataclass(frozen=True)
@@ -305,48 +297,6 @@ def subsequence_dtw(
     if not np.isfinite(mean[end]):
         return float("inf"), 0, 0
     return float(mean[end]), int(starts[end]), end + 1
-
-
-# ----------------------------------------------------------------------------- speech
-
-
-def synthesize(
-    text: str, *, voice: str = "en-us", speed: int = 160, pitch: int = 50, rate: int = 16000
-) -> F32:
-    """Speak ``text`` with espeak-ng; mono float32 samples at ``rate`` Hz.
-
-    Args:
-        text: What to say.
-        voice: An espeak-ng voice, optionally with a variant (``en-us``, ``en-gb+f3``).
-        speed: Words per minute (espeak-ng's default is 175).
-        pitch: 0..99 (50 is the voice's own).
-        rate: The sample rate of the result (espeak-ng speaks at 22050 Hz).
-    """
-    from edgekit.media.resample import resample
-
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise SpeechSynthesisUnavailable(
-            "espeak-ng is not installed, so speech cannot be synthesized: apt-get install espeak-ng"
-        )
-    with tempfile.TemporaryDirectory(prefix="edgekit-speech-") as folder:
-        path = Path(folder) / "speech.wav"
-        command = [exe, "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(path), text]
-        try:
-            subprocess.run(command, check=True, capture_output=True, timeout=60)
-        except subprocess.CalledProcessError as e:
-            detail = e.stderr.decode(errors="replace").strip()
-            raise KeywordError(
-                f"espeak-ng could not speak {text!r} with voice {voice!r}: {detail or e}; "
-                "list the voices with `espeak-ng --voices`"
-            ) from e
-        except subprocess.TimeoutExpired as e:
-            raise KeywordError(f"espeak-ng did not finish speaking {text!r} within 60 s") from e
-        with wave.open(str(path), "rb") as wav:
-            spoken_rate = wav.getframerate()
-            pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
-    samples = pcm.astype(np.float32) / np.float32(32768.0)
-    return resample(samples, spoken_rate, rate) if spoken_rate != rate else samples
 
 
 # ----------------------------------------------------------------------------- the spotter
