@@ -10,6 +10,7 @@ starts at ``threshold`` and ends only after ``min_silence_ms`` below ``neg_thres
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,9 @@ RunFn = Callable[[dict[str, Any]], Mapping[str, Any]]
 
 _CHUNK = {16000: 512, 8000: 256}
 _CONTEXT = {16000: 64, 8000: 32}
+#: how many chunk probabilities a :class:`VadSegmenter` keeps by default: one minute (a chunk is
+#: 32 ms at either rate).
+DEFAULT_HISTORY = 1875
 
 
 @dataclass(frozen=True)
@@ -242,6 +246,8 @@ class VadSegmenter:
         run: Calls the Silero model (``Model.run`` of a loaded model fits).
         config: Thresholds and durations.
         names: The model's tensor names.
+        history: How many of the latest chunk probabilities :attr:`probabilities` keeps, so a
+            segmenter that listens for days stays the same size.
 
     Example::
 
@@ -253,11 +259,22 @@ class VadSegmenter:
     """
 
     def __init__(
-        self, run: RunFn, config: VadConfig = VadConfig(), names: SileroNames = SileroNames()
+        self,
+        run: RunFn,
+        config: VadConfig = VadConfig(),
+        names: SileroNames = SileroNames(),
+        *,
+        history: int = DEFAULT_HISTORY,
     ) -> None:
+        if history < 1:
+            raise TaskInputError(
+                f"history must be at least 1 chunk, got {history}; it is how many chunk "
+                "probabilities the segmenter keeps"
+            )
         self.run = run
         self.config = config
         self.names = names
+        self.history = history
         self.reset()
 
     def reset(self) -> None:
@@ -266,7 +283,8 @@ class VadSegmenter:
         self._pending = np.zeros(0, dtype=np.float32)
         self._tracker = SpeechHysteresis(self.config)
         self._samples = 0
-        self.probabilities: list[float] = []
+        #: ``p(speech)`` of the latest chunks, oldest first, at most ``history`` of them.
+        self.probabilities: deque[float] = deque(maxlen=self.history)
 
     @property
     def in_speech(self) -> bool:
@@ -276,6 +294,11 @@ class VadSegmenter:
     @property
     def samples_fed(self) -> int:
         return self._samples
+
+    @property
+    def last_probability(self) -> float | None:
+        """``p(speech)`` of the latest chunk; ``None`` before the first full chunk."""
+        return self.probabilities[-1] if self.probabilities else None
 
     def _step(self, chunk: F32) -> None:
         feeds = silero_feeds(chunk, self._state, self.config.sample_rate, self.names)
@@ -327,8 +350,9 @@ def segments(
     """Speech segments of a whole clip (mono, at ``config.sample_rate``)."""
     seg = VadSegmenter(run, config, names)
     found = seg.feed(audio)
+    seconds = seg.samples_fed / config.sample_rate
     found += seg.flush()
-    log.debug("found %d speech segments in %d chunks", len(found), len(seg.probabilities))
+    log.debug("found %d speech segments in %.2f s of audio", len(found), seconds)
     return found
 
 
@@ -397,6 +421,7 @@ class VadHead:
 
 
 __all__ = [
+    "DEFAULT_HISTORY",
     "SileroNames",
     "SileroState",
     "SpeechHysteresis",

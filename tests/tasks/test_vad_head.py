@@ -10,6 +10,7 @@ import pytest
 
 from edgekit.tasks import SpeechSegment, TaskInputError, get_head
 from edgekit.tasks.vad import (
+    DEFAULT_HISTORY,
     SileroState,
     SpeechHysteresis,
     VadConfig,
@@ -104,6 +105,32 @@ def test_registry_head_steps_the_model_state(vad_model: Any, espeak_speech: Any)
     seg.feed(audio[: len(probs) * 512])
     np.testing.assert_allclose(probs, seg.probabilities, atol=1e-6)
     assert max(probs[:25]) < 0.5 < max(probs)  # the first 0.8 s are silent
+
+
+def test_probabilities_are_bounded_to_the_latest_chunks(vad_model: Any, espeak_speech: Any) -> None:
+    audio = espeak_speech[0]
+    chunks = len(audio) // 512
+    unbounded = VadSegmenter(vad_model.run, history=chunks)
+    unbounded.feed(audio)
+    assert len(unbounded.probabilities) == chunks > 40
+    bounded = VadSegmenter(vad_model.run, history=40)
+    assert bounded.last_probability is None
+    found = bounded.feed(audio)
+    # only the last 40 are kept, the same as the unbounded segmenter's last 40
+    assert len(bounded.probabilities) == 40
+    np.testing.assert_allclose(bounded.probabilities, list(unbounded.probabilities)[-40:])
+    assert bounded.last_probability == unbounded.probabilities[-1]
+    # segmentation does not depend on how much is kept
+    assert found + bounded.flush() == segments(audio, vad_model.run)
+    assert len(bounded.probabilities) == 40  # flush keeps them, still bounded
+    # the default holds a minute: a segmenter that listens for days stays small
+    assert VadSegmenter(vad_model.run).probabilities.maxlen == DEFAULT_HISTORY == 60_000 // 32
+    long = VadSegmenter(vad_model.run, history=3)
+    for _ in range(4):
+        long.feed(np.zeros(512 * 5, dtype=np.float32))
+    assert len(long.probabilities) == 3 and long.samples_fed == 4 * 5 * 512
+    with pytest.raises(TaskInputError, match="history must be at least 1"):
+        VadSegmenter(vad_model.run, history=0)
 
 
 def test_hysteresis_on_known_probabilities() -> None:
