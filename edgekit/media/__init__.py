@@ -21,6 +21,10 @@ Audio goes through PortAudio devices or WAV files with one interface::
         playing = speaker.play(reply)             # returns at once
         playing.stop()                            # barge-in
 
+A :class:`WavSpeaker` plays into a WAV file the same way (both are an :class:`AudioOut`), paced
+by the wall clock or stepped by the caller with ``advance(n)``; :func:`synthesize` speaks text
+with espeak-ng.
+
 OpenCV and sounddevice are imported only when a source that needs them is opened.
 """
 
@@ -75,7 +79,15 @@ if TYPE_CHECKING:
         list_devices,
         rescan_devices,
     )
-    from edgekit.media.wav import WavSink, WavSource
+    from edgekit.media.speech import SpeechSynthesisError, SpeechSynthesisUnavailable, synthesize
+    from edgekit.media.wav import (
+        AudioOut,
+        AudioOutHandle,
+        WavPlayback,
+        WavSink,
+        WavSource,
+        WavSpeaker,
+    )
 
 _LAZY = {
     "AudioDevice": "edgekit.media.audio",
@@ -85,8 +97,15 @@ _LAZY = {
     "Microphone": "edgekit.media.audio",
     "PlaybackHandle": "edgekit.media.audio",
     "Speaker": "edgekit.media.audio",
+    "AudioOut": "edgekit.media.wav",
+    "AudioOutHandle": "edgekit.media.wav",
+    "WavPlayback": "edgekit.media.wav",
     "WavSink": "edgekit.media.wav",
     "WavSource": "edgekit.media.wav",
+    "WavSpeaker": "edgekit.media.wav",
+    "SpeechSynthesisError": "edgekit.media.speech",
+    "SpeechSynthesisUnavailable": "edgekit.media.speech",
+    "synthesize": "edgekit.media.speech",
 }
 
 
@@ -104,6 +123,8 @@ __all__ = [
     "AudioDevice",
     "AudioDeviceError",
     "AudioFormatError",
+    "AudioOut",
+    "AudioOutHandle",
     "AudioSink",
     "AudioSource",
     "AudioStats",
@@ -126,9 +147,13 @@ __all__ = [
     "SourceStats",
     "SourceURL",
     "Speaker",
+    "SpeechSynthesisError",
+    "SpeechSynthesisUnavailable",
     "UnknownSourceError",
+    "WavPlayback",
     "WavSink",
     "WavSource",
+    "WavSpeaker",
     "list_devices",
     "open_grabber",
     "open_source",
@@ -136,6 +161,7 @@ __all__ = [
     "register_source",
     "rescan_devices",
     "source_schemes",
+    "synthesize",
     "unregister_source",
     "video_backends",
 ]

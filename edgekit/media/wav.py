@@ -4,6 +4,17 @@ PCM WAV (8, 16, 24 or 32-bit integer) goes through the standard library's ``wave
 encodings (32-bit float) are read with soundfile when it is installed. Samples are float32 in
 -1..1; writing rounds to the file's integer width, so a 16-bit round trip of values that are
 multiples of 1/32768 is exact.
+
+Three ways to write one:
+
+* :class:`WavSink` appends: ``play`` writes the whole sound at once and is finished.
+* :class:`WavSpeaker` plays into the file like a speaker: a sound takes its time, ``stop()``
+  interrupts it (barge-in), and the file holds exactly what was played, on a clock that is
+  either the wall clock or the caller's (``advance(n)``, for sample-exact runs over files).
+* :class:`WavSource` is the reading side.
+
+:class:`AudioOut` is what a :class:`WavSpeaker` and a :class:`~edgekit.media.audio.Speaker`
+(and a :class:`WavSink`) share, so a program plays on either without knowing which.
 """
 
 from __future__ import annotations
@@ -15,17 +26,18 @@ import time
 import wave
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 from edgekit.errors import BackendUnavailable
-from edgekit.media.audio import as_frames
-from edgekit.media.base import AudioChunk
+from edgekit.media.audio import STALL_GRACE, as_frames
+from edgekit.media.base import AudioChunk, AudioSink, Playback
 from edgekit.media.errors import (
     AudioFormatError,
     EndOfStream,
+    MediaError,
     MediaTimeout,
     SourceClosed,
     SourceNotFound,
@@ -35,7 +47,39 @@ from edgekit.media.resample import Resampler, resample
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FinishedPlayback", "WavSink", "WavSource"]
+__all__ = [
+    "AudioOut",
+    "AudioOutHandle",
+    "FinishedPlayback",
+    "WavPlayback",
+    "WavSink",
+    "WavSource",
+    "WavSpeaker",
+]
+
+F32 = npt.NDArray[np.float32]
+
+
+class AudioOutHandle(Playback, Protocol):
+    """A sound being played that also tells how far it got and whether it was cut short.
+
+    :class:`~edgekit.media.audio.PlaybackHandle`, :class:`WavPlayback` and
+    :class:`FinishedPlayback` are ones.
+    """
+
+    @property
+    def stopped(self) -> bool: ...
+
+    @property
+    def frames_total(self) -> int: ...
+
+
+@runtime_checkable
+class AudioOut(AudioSink, Protocol):
+    """Where sounds are played: a :class:`~edgekit.media.audio.Speaker`, a :class:`WavSpeaker`
+    (or a :class:`WavSink`). ``play`` interrupts the sound before it and returns at once."""
+
+    def play(self, samples: npt.ArrayLike, rate: int | None = None) -> AudioOutHandle: ...
 
 
 def _pcm_to_float(raw: bytes, width: int, channels: int) -> npt.NDArray[np.float32]:
@@ -260,7 +304,16 @@ class FinishedPlayback:
         return True
 
     @property
+    def stopped(self) -> bool:
+        """Never: the whole sound was written."""
+        return False
+
+    @property
     def frames_played(self) -> int:
+        return self._frames
+
+    @property
+    def frames_total(self) -> int:
         return self._frames
 
     def stop(self) -> None:
@@ -343,3 +396,283 @@ class WavSink:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class WavPlayback:
+    """One sound on a :class:`WavSpeaker`: what its ``play`` returns (an :class:`AudioOutHandle`).
+
+    It advances with the speaker's clock; on the wall clock, reading it brings the file up to
+    date first.
+    """
+
+    def __init__(self, speaker: WavSpeaker, data: F32) -> None:
+        self.rate = speaker.rate
+        self._speaker = speaker
+        self._data = data
+        self._pos = 0
+        self._stopped = False
+
+    def _next(self, n: int) -> F32:
+        """The next ``n`` frames of the sound, fewer at its end, none once it ended or stopped.
+
+        Called with the speaker's lock held.
+        """
+        if self._stopped:
+            return self._data[:0]
+        block = self._data[self._pos : self._pos + n]
+        self._pos += len(block)
+        return block
+
+    def _ended(self) -> bool:
+        return self._stopped or self._pos >= len(self._data)
+
+    @property
+    def done(self) -> bool:
+        """True once the sound played to its end or was stopped."""
+        with self._speaker._cond:
+            self._speaker._catch_up()
+            return self._ended()
+
+    @property
+    def stopped(self) -> bool:
+        """True if :meth:`stop` (or a new ``play``, or closing the speaker) cut the sound short."""
+        return self._stopped
+
+    @property
+    def frames_played(self) -> int:
+        """Frames written to the file so far (at the file's rate)."""
+        with self._speaker._cond:
+            self._speaker._catch_up()
+            return self._pos
+
+    @property
+    def frames_total(self) -> int:
+        return len(self._data)
+
+    def stop(self) -> None:
+        """Interrupt now (barge-in): nothing more of the sound is written; idempotent."""
+        with self._speaker._cond:
+            self._speaker._catch_up()
+            self._halt()
+
+    def _halt(self) -> None:
+        if not self._ended():
+            self._stopped = True
+        self._speaker._cond.notify_all()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the sound ended or was stopped; ``False`` on timeout.
+
+        On the caller's clock another thread must call :meth:`WavSpeaker.advance` meanwhile.
+        Without a timeout it waits for the rest of the sound's length plus
+        :data:`~edgekit.media.audio.STALL_GRACE` seconds and raises
+        :class:`~edgekit.media.errors.MediaTimeout` if the clock did not get there.
+        """
+        speaker = self._speaker
+        with speaker._cond:
+            speaker._catch_up()
+            limit = timeout
+            if limit is None:
+                limit = (len(self._data) - self._pos) / self.rate + STALL_GRACE
+            deadline = time.monotonic() + limit
+            while not self._ended():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                if speaker.realtime:  # the wall clock plays the rest by itself
+                    left = min(left, (len(self._data) - self._pos) / self.rate + 0.001)
+                speaker._cond.wait(left)
+                speaker._catch_up()
+            if self._ended():
+                return True
+        if timeout is not None:
+            return False
+        raise MediaTimeout(
+            f"{speaker.path}: the sound did not finish within {limit:.1f} s because nothing "
+            f"advanced the clock ({self._pos}/{len(self._data)} frames played); call "
+            "advance() from the thread that reads the input, or open the WavSpeaker with "
+            "realtime=True"
+        )
+
+    def __repr__(self) -> str:
+        state = "stopped" if self._stopped else "done" if self._ended() else "playing"
+        return f"<WavPlayback {self._pos}/{len(self._data)} frames {state}>"
+
+
+class WavSpeaker:
+    """A WAV file played into like a :class:`~edgekit.media.audio.Speaker`; an :class:`AudioOut`.
+
+    The file is the output's timeline: frame ``i`` is what was played ``i`` frames after the
+    speaker opened, silence while nothing plays. ``play`` returns a :class:`WavPlayback` at once;
+    a new ``play`` interrupts the sound before it and ``stop()`` ends a sound where it is, so the
+    file holds exactly the frames played.
+
+    Its clock is one of two:
+
+    * ``realtime=True``: the wall clock, as a sound card keeps it; one second after ``play``,
+      one second of the sound has been played. The file catches up whenever the speaker or one
+      of its sounds is used, and at ``close``.
+    * ``realtime=False``: the caller's clock. :meth:`advance` plays the next ``n`` frames; call
+      it with every chunk of input and the output stays in step with the input, sample for
+      sample, the same on every run. ``capture_channels`` then records that input beside the
+      output (say, what a microphone heard while the speaker played: an echo canceller's test
+      recording).
+
+    Args:
+        path: the file (overwritten).
+        rate: the file's rate; ``play`` converts other rates when ``resample`` is set.
+        channels: output channels; mono sounds are copied to each.
+        realtime: keep time by the wall clock (else by :meth:`advance`).
+        capture_channels: extra channels after the output ones, written by :meth:`advance`.
+        sample_width: bytes per sample (1, 2, 3 or 4), integer PCM.
+        resample: convert sounds at other rates (else raise).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        rate: int = 16000,
+        channels: int = 1,
+        *,
+        realtime: bool = True,
+        capture_channels: int = 0,
+        sample_width: int = 2,
+        resample: bool = True,
+    ) -> None:
+        if capture_channels < 0:
+            raise AudioFormatError(f"capture_channels must be 0 or more, not {capture_channels}")
+        if capture_channels and realtime:
+            raise AudioFormatError(
+                f"{capture_channels} capture channel(s) are written by advance(), which only a "
+                "speaker on the caller's clock has: pass realtime=False"
+            )
+        self._sink = WavSink(
+            path, rate, channels + capture_channels, sample_width=sample_width, resample=False
+        )
+        self.path = self._sink.path
+        self.rate = self._sink.rate
+        self.channels = channels
+        self.capture_channels = capture_channels
+        self.realtime = realtime
+        self._resample = resample
+        self._cond = threading.Condition()
+        self._current: WavPlayback | None = None
+        self._closed = False
+        self._t0_ns = time.monotonic_ns()
+
+    @property
+    def frames(self) -> int:
+        """Frames of the timeline written so far."""
+        with self._cond:
+            self._catch_up()
+            return self._sink.frames
+
+    def play(self, samples: npt.ArrayLike, rate: int | None = None) -> WavPlayback:
+        """Start playing (interrupting any sound still playing) and return at once."""
+        rate = self.rate if rate is None else int(rate)
+        data = as_frames(samples, self.channels)
+        if rate != self.rate:
+            if not self._resample:
+                raise AudioFormatError(
+                    f"{self.path} is played at {self.rate} Hz; samples at {rate} Hz need "
+                    "resample=True"
+                )
+            data = resample(data, rate, self.rate)
+        with self._cond:
+            self._check_open()
+            self._catch_up()
+            if self._current is not None:
+                self._current._halt()
+            self._current = WavPlayback(self, data)
+            return self._current
+
+    def advance(self, frames: int, capture: npt.ArrayLike | None = None) -> F32:
+        """Move the caller's clock on by ``frames``: write what plays meanwhile.
+
+        Args:
+            frames: how many frames pass (a chunk of input, say).
+            capture: ``(frames,)`` or ``(frames, capture_channels)`` samples for the capture
+                channels; required when the speaker has them.
+
+        Returns:
+            The ``(frames, channels)`` output written: the sound playing, zeros where none.
+        """
+        if self.realtime:
+            raise MediaError(
+                f"{self.path} keeps time by the wall clock (realtime=True), so it cannot be "
+                "advanced: open the WavSpeaker with realtime=False to drive it with advance()"
+            )
+        if frames < 0:
+            raise AudioFormatError(f"advance by {frames} frames: give 0 or more")
+        captured = self._captured(frames, capture)
+        with self._cond:
+            self._check_open()
+            played = self._write(frames, captured)
+            self._cond.notify_all()
+        return played
+
+    def _captured(self, frames: int, capture: npt.ArrayLike | None) -> F32 | None:
+        if capture is None:
+            if self.capture_channels:
+                raise AudioFormatError(
+                    f"{self.path} has {self.capture_channels} capture channel(s): pass the "
+                    f"{frames} frames captured meanwhile as capture="
+                )
+            return None
+        if not self.capture_channels:
+            raise AudioFormatError(
+                f"{self.path} has no capture channels: open the WavSpeaker with "
+                "capture_channels=N to record the input beside the output"
+            )
+        data = as_frames(capture, self.capture_channels)
+        if len(data) != frames:
+            raise AudioFormatError(
+                f"capture holds {len(data)} frames, but the clock advances by {frames}: pass "
+                "as many frames as advance() moves on"
+            )
+        return data
+
+    def _write(self, n: int, captured: F32 | None) -> F32:
+        """Write the next ``n`` frames of the timeline; called with the lock held."""
+        block = np.zeros((n, self.channels + self.capture_channels), dtype=np.float32)
+        if self._current is not None:
+            sound = self._current._next(n)
+            block[: len(sound), : self.channels] = sound
+        if captured is not None:
+            block[:, self.channels :] = captured
+        self._sink.write(block)
+        return block[:, : self.channels]
+
+    def _catch_up(self) -> None:
+        """On the wall clock, write the frames due by now; called with the lock held."""
+        if not self.realtime or self._closed:
+            return
+        due = (time.monotonic_ns() - self._t0_ns) * self.rate // 1_000_000_000
+        while self._sink.frames < due:
+            self._write(min(due - self._sink.frames, self.rate), None)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SourceClosed(f"{self.path} is closed; open a new WavSpeaker")
+
+    def close(self) -> None:
+        """Bring the file up to date, stop any sound and close the file; idempotent."""
+        with self._cond:
+            if self._closed:
+                return
+            self._catch_up()
+            if self._current is not None:
+                self._current._halt()
+            self._closed = True
+            self._cond.notify_all()
+        self._sink.close()
+
+    def __enter__(self) -> WavSpeaker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        clock = "wall clock" if self.realtime else "caller's clock"
+        return f"<WavSpeaker {str(self.path)!r} {self.rate} Hz, {clock}>"
