@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from edgekit.errors import EdgekitError
 from edgekit.quantize.calibration import CalibrationData, Feeds
@@ -77,6 +77,8 @@ class Job:
     _prepared: Path | None = None
     _reference: Outputs | None = None
     _built: int = 0
+    # Alternating rounds per latency measurement (the median round counts).
+    latency_rounds: ClassVar[int] = 7
 
     def say(self, text: str) -> None:
         if self.progress is not None:
@@ -163,7 +165,10 @@ class Job:
         if with_latency:
             for threads in self.threads:
                 f_ms, q_ms = interleaved_latency(
-                    self.load(self.source, threads), self.load(path, threads), self.data.held_out
+                    self.load(self.source, threads),
+                    self.load(path, threads),
+                    self.data.held_out,
+                    rounds=self.latency_rounds,
                 )
                 latency.append(Latency(threads, f_ms, q_ms))
         return AccuracyReport(

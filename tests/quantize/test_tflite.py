@@ -14,7 +14,7 @@ from edgekit.errors import BackendUnavailable
 from edgekit.quantize import Recipe, load_calibration, quantize
 from edgekit.quantize.calibration import CalibrationData
 
-pytest.importorskip("ai_edge_quantizer", reason="needs ai-edge-quantizer (pip install it)")
+pytest.importorskip("ai_edge_quantizer", reason="needs edgekit[tflite-quantize]")
 pytest.importorskip("ai_edge_litert", reason="needs ai-edge-litert (edgekit[tflite])")
 
 MODEL = "face-detection-short-range"
@@ -232,7 +232,7 @@ def test_missing_quantizer_names_the_install(
     for module in [m for m in sys.modules if m.startswith("ai_edge_quantizer")]:
         monkeypatch.delitem(sys.modules, module)
     monkeypatch.setitem(sys.modules, "ai_edge_quantizer", None)  # what a missing package does
-    with pytest.raises(BackendUnavailable, match="pip install ai-edge-quantizer"):
+    with pytest.raises(BackendUnavailable, match=r"edgekit\[tflite-quantize\]"):
         quantize(MODEL, data)
 
 
