@@ -12,8 +12,8 @@ is stopped at once (barge-in) and what the child said is answered next.
 
 Pipeline: audio in 32 ms chunks -> Silero VAD (speech start: barge-in; speech end: a segment)
 -> keyword spotter (MFCC + DTW against templates, a rejection threshold) -> intent -> the reply,
-synthesized with espeak-ng at start-up, played on a speaker (``--speaker``) or written to a WAV
-file (``--out``; the default when there is no sound device).
+synthesized with espeak-ng at start-up, played on a speaker (``--speaker``) or into a WAV file
+(``--out``, a ``WavSpeaker`` on the input's clock; the default when there is no sound device).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -36,17 +36,20 @@ import edgekit
 from edgekit import BackendUnavailable, EdgekitError
 from edgekit.media import (
     AudioDeviceError,
+    AudioOut,
+    AudioOutHandle,
     AudioSource,
     EndOfStream,
     Microphone,
-    PlaybackHandle,
     Speaker,
     WavSink,
     WavSource,
+    WavSpeaker,
+    synthesize,
 )
 from edgekit.media.audio import AudioRing
 from edgekit.tasks import SpeechSegment, head_for
-from edgekit.tasks.keyword import KeywordSpotter, make_spotter, synthesize
+from edgekit.tasks.keyword import KeywordSpotter, make_spotter
 from edgekit.tasks.vad import VadHead, VadSegmenter
 
 F32 = npt.NDArray[np.float32]
@@ -143,129 +146,27 @@ def make_script(
 # ----------------------------------------------------------------------------- where replies go
 
 
-class Reply(Protocol):
-    """A reply being spoken (a ``PlaybackHandle`` or a :class:`ClockedReply`)."""
+def open_output(
+    stack: ExitStack, speaker: str | int | None, out: Path | None
+) -> tuple[AudioOut, str]:
+    """Where the replies go, and its description: the WAV file ``out``, else the sound device
+    ``speaker``; with neither, the default sound device if there is one, else
+    :data:`DEFAULT_OUT`.
 
-    @property
-    def done(self) -> bool: ...
-
-    @property
-    def frames_played(self) -> int: ...
-
-    @property
-    def frames_total(self) -> int: ...
-
-    def stop(self) -> None: ...
-
-
-class Voice(Protocol):
-    """The toy's mouth: starts replies, and hears the input clock tick."""
-
-    description: str
-    #: replies advance with the input (:meth:`tick`), not with a sound device's clock
-    paced_by_input: bool
-
-    def say(self, samples: F32) -> Reply: ...
-
-    def tick(self, heard: F32) -> None: ...
-
-    def finish(self) -> None: ...
-
-
-class SpeakerVoice:
-    """Replies played on a sound device; the device's clock paces them."""
-
-    def __init__(self, speaker: Speaker) -> None:
-        self.speaker = speaker
-        self.description = f"speaker {speaker.device}"
-        self.paced_by_input = False
-        self._current: PlaybackHandle | None = None
-
-    def say(self, samples: F32) -> Reply:
-        self._current = self.speaker.play(samples, RATE)
-        return self._current
-
-    def tick(self, heard: F32) -> None:
-        """Nothing to do: the sound device plays on its own."""
-
-    def finish(self) -> None:
-        """Wait until the reply still playing has ended."""
-        if self._current is not None:
-            self._current.wait()
-
-
-class ClockedReply:
-    """A reply that advances by as many samples as the input delivers (see :class:`WavVoice`)."""
-
-    def __init__(self, samples: F32) -> None:
-        self.samples = samples
-        self._pos = 0
-        self._stopped = False
-
-    @property
-    def done(self) -> bool:
-        return self._stopped or self._pos >= self.samples.size
-
-    @property
-    def frames_played(self) -> int:
-        return self._pos
-
-    @property
-    def frames_total(self) -> int:
-        return int(self.samples.size)
-
-    def stop(self) -> None:
-        self._stopped = True
-
-    def advance(self, n: int) -> F32:
-        """The next ``n`` samples of the reply (zeros once it ended or was stopped)."""
-        out = np.zeros(n, dtype=np.float32)
-        if not self.done:
-            block = self.samples[self._pos : self._pos + n]
-            out[: block.size] = block
-            self._pos += block.size
-        return out
-
-
-class WavVoice:
-    """Replies written to a stereo WAV file in step with the input: left is the toy, right is
-    what it heard, sample by sample, so the file shows when the toy stopped for the child."""
-
-    def __init__(self, path: Path) -> None:
-        self.sink = WavSink(path, RATE, channels=2)
-        self.description = f"file {path}"
-        self.paced_by_input = True
-        self._current = ClockedReply(np.zeros(0, dtype=np.float32))  # silence until a reply
-
-    def say(self, samples: F32) -> Reply:
-        self._current.stop()
-        self._current = ClockedReply(samples)
-        return self._current
-
-    def tick(self, heard: F32) -> None:
-        self.sink.write(np.stack([self._current.advance(heard.size), heard], axis=1))
-
-    def finish(self) -> None:
-        """Nothing to wait for: the reply advances only with :meth:`tick`."""
-
-    def close(self) -> None:
-        self.sink.close()
-
-
-def open_voice(stack: ExitStack, speaker: str | int | None, out: Path | None) -> Voice:
-    """The WAV file ``out``, else the sound device ``speaker``; with neither, the default sound
-    device if there is one, else :data:`DEFAULT_OUT`."""
+    A file is played on the input's clock (:meth:`Toy.hear` advances it by every chunk heard)
+    and is stereo: left is the toy, right is what it heard, sample by sample, so the file shows
+    when the toy stopped for the child.
+    """
     if out is None:
         try:
             device = stack.enter_context(Speaker(speaker, rate=RATE))
-            return SpeakerVoice(device)
+            return device, f"speaker {device.device}"
         except (AudioDeviceError, BackendUnavailable):  # no device, PortAudio or sounddevice
             if speaker is not None:
                 raise
         out = DEFAULT_OUT
-    voice = WavVoice(out)
-    stack.callback(voice.close)
-    return voice
+    file = stack.enter_context(WavSpeaker(out, RATE, realtime=False, capture_channels=1))
+    return file, f"file {out}"
 
 
 # ----------------------------------------------------------------------------- events
@@ -383,24 +284,25 @@ class BargeIn:
         if self.min_dbfs is None:
             return True
         rms = float(np.sqrt(np.mean(chunk.astype(np.float64) ** 2)))
-        return 20.0 * np.log10(rms + 1e-12) >= self.min_dbfs
+        return bool(20.0 * np.log10(rms + 1e-12) >= self.min_dbfs)
 
 
 @dataclass
 class _Talk:
     intent: str
-    reply: Reply
+    reply: AudioOutHandle
     started_s: float
 
 
 class Toy:
-    """Listens to a source chunk by chunk and talks back through a :class:`Voice`."""
+    """Listens to a source chunk by chunk and talks back through an output (see
+    :func:`open_output`)."""
 
     def __init__(
         self,
         vad: VadSegmenter,
         spotter: KeywordSpotter,
-        voice: Voice,
+        output: AudioOut,
         replies: dict[str, F32],
         fallback: F32,
         barge_in: BargeIn = BargeIn(),
@@ -408,7 +310,9 @@ class Toy:
     ) -> None:
         self.vad = vad
         self.spotter = spotter
-        self.voice = voice
+        self.output = output
+        #: a file played in step with the input: every chunk heard moves its clock on
+        self.clocked = output if isinstance(output, WavSpeaker) and not output.realtime else None
         self.replies = replies
         self.fallback = fallback
         self.barge_in = barge_in
@@ -437,9 +341,10 @@ class Toy:
         return record
 
     def hear(self, samples: F32) -> None:
-        """One chunk of input: tick the voice, run the VAD, barge in, answer what was said."""
+        """One chunk of input: move the reply on, run the VAD, barge in, answer what was said."""
         self.heard.write(samples[:, None])
-        self.voice.tick(samples)
+        if self.clocked is not None:
+            self.clocked.advance(samples.size, samples)
         was_in_speech = self.vad.in_speech
         closed = self.vad.feed(samples)
         if self.talk is not None and self.talk.reply.done:
@@ -448,8 +353,7 @@ class Toy:
             self.onset_s = self.now_s - samples.size / RATE
             self.addressed = self.talk is None
             self.interrupted = False
-        prob = self.vad.probabilities[-1] if self.vad.probabilities else 0.0
-        del self.vad.probabilities[:-1]  # it keeps one per chunk, and a toy listens for days
+        prob = self.vad.last_probability or 0.0
         talk = self.talk
         unheard = self.vad.in_speech and not self.addressed  # speech the toy talks over
         if talk is not None and unheard and self.barge_in.allows(prob, samples):
@@ -500,7 +404,7 @@ class Toy:
 
     def say(self, intent: str, samples: F32) -> None:
         self.hush()
-        reply = self.voice.say(samples)
+        reply = self.output.play(samples, RATE)
         self.talk = _Talk(intent, reply, self.now_s)
         self.emit("reply", intent=intent, played=0, total=reply.frames_total)
 
@@ -543,10 +447,10 @@ class Toy:
             if not self.vad.in_speech:
                 break
             self.hear(silence)
-        while self.voice.paced_by_input and self.talk is not None:
+        while self.clocked is not None and self.talk is not None:
             self.hear(silence)
-        self.voice.finish()
-        if self.talk is not None:
+        if self.talk is not None:  # a sound device plays the rest by itself
+            self.talk.reply.wait()
             self._end_talk(barged_in=False)
 
     @property
@@ -696,12 +600,12 @@ def run(
                 described = f"file {input_wav}"
                 if source.channels != 1:
                     raise ToyError(f"{input_wav} has {source.channels} channels: give a mono WAV")
-            voice = open_voice(stack, speaker, out)
+            output, output_described = open_output(stack, speaker, out)
             head = head_for(model)
             if not isinstance(head, VadHead):
                 raise ToyError(f"silero-vad has task {head.task!r}, not 'vad': check its manifest")
             vad = head.segmenter(model.run)
-            toy = Toy(vad, spotter, voice, replies, fallback, barge_in, on_event)
+            toy = Toy(vad, spotter, output, replies, fallback, barge_in, on_event)
             if enroll_repeats:
                 enroll(source, toy, enroll_repeats)
             converse(source, toy, max_seconds)
@@ -709,7 +613,7 @@ def run(
         model.close()
     return Summary(
         source=described,
-        output=voice.description,
+        output=output_described,
         seconds=round(toy.now_s, 3),
         intents=tuple(toy.intents),
         replies=tuple(toy.reports),

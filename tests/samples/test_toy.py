@@ -266,17 +266,6 @@ def test_barge_in_gate() -> None:
     assert gate.allows(0.9, loud) and not gate.allows(0.9, quiet) and not gate.allows(0.7, loud)
 
 
-def test_a_clocked_reply_advances_with_the_input() -> None:
-    reply = toy.ClockedReply(np.arange(1, 1001, dtype=np.float32))
-    assert reply.advance(600)[-1] == 600 and reply.frames_played == 600
-    tail = reply.advance(600)
-    assert tail[399] == 1000 and not tail[400:].any() and reply.done
-    stopped = toy.ClockedReply(np.ones(1000, dtype=np.float32))
-    stopped.advance(100)
-    stopped.stop()
-    assert stopped.done and stopped.frames_played == 100 and not stopped.advance(10).any()
-
-
 # ----------------------------------------------------------------------------- errors
 
 
