@@ -19,12 +19,9 @@ import argparse
 import contextlib
 import json
 import math
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
-import wave
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -37,7 +34,13 @@ import numpy.typing as npt
 
 import edgekit
 from edgekit import EdgekitError
-from edgekit.media import Frame, open_source
+from edgekit.media import (
+    Frame,
+    SpeechSynthesisUnavailable,
+    WavSink,
+    open_source,
+    synthesize,
+)
 from edgekit.pipeline import Pipeline, QueuePolicy, Stage
 from edgekit.tasks import Detection, TaskHead, head_for
 from edgekit.tasks.ocr import charset_from_metadata, read_text
@@ -55,6 +58,8 @@ PAN_Y = (-6, 6)
 SIGN_AT = (40, 440)
 HUD_COLOR = (0, 255, 0)
 BANNER_LINE = 22
+#: espeak-ng speaks at 22050 Hz: the text read is written at that rate, as spoken
+SPEECH_RATE = 22050
 
 
 class GlassesError(EdgekitError):
@@ -250,21 +255,17 @@ def draw_hud(
 
 
 def speak(text: str, path: Path) -> float:
-    """Speak ``text`` with espeak-ng into the WAV file ``path``; its length in seconds."""
-    exe = shutil.which("espeak-ng")
-    if exe is None:
+    """Speak ``text`` in espeak-ng's default voice into the WAV file ``path``; its length in
+    seconds."""
+    try:
+        samples = synthesize(text, voice="en", speed=175, pitch=50, rate=SPEECH_RATE)
+    except SpeechSynthesisUnavailable as e:
         raise SpeechUnavailable(
             "espeak-ng is not installed, so the text cannot be spoken: apt-get install espeak-ng"
-        )
-    try:
-        subprocess.run([exe, "-w", str(path), text], check=True, capture_output=True, timeout=60)
-    except subprocess.CalledProcessError as e:
-        detail = e.stderr.decode(errors="replace").strip()
-        raise GlassesError(f"espeak-ng could not write {path}: {detail or e}") from e
-    except subprocess.TimeoutExpired as e:
-        raise GlassesError(f"espeak-ng did not finish writing {path} within 60 s") from e
-    with wave.open(str(path), "rb") as wav:
-        return wav.getnframes() / wav.getframerate()
+        ) from e
+    with WavSink(path, SPEECH_RATE) as sink:
+        sink.write(samples)
+    return len(samples) / SPEECH_RATE
 
 
 class _Saver:
