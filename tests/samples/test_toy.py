@@ -49,8 +49,11 @@ class Demo:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     """`edgekit demo toy --json` in an empty folder, on a machine without a sound device."""
     folder = tmp_path_factory.mktemp("toy")
-    env = {k: v for k, v in os.environ.items() if k != "JACK_DEFAULT_SERVER"}
-    env["JACK_NO_START_SERVER"] = "1"  # no sound device: the replies go to toy-reply.wav
+    # no sound device, so the replies go to toy-reply.wav: no JACK server, and no ALSA
+    # configuration that a test of the media package may have left for this process
+    hidden = ("JACK_DEFAULT_SERVER", "XDG_CONFIG_HOME")
+    env = {k: v for k, v in os.environ.items() if k not in hidden}
+    env["JACK_NO_START_SERVER"] = "1"
     edgekit = Path(sys.executable).with_name("edgekit")
     proc = subprocess.run(
         [str(edgekit), "demo", "toy", "--json"],
