@@ -1,10 +1,10 @@
 """Bulk uploads: receiver-driven window, resume by offset, end-to-end SHA-256 (protocol 6).
 
 The sender's window logic runs where the WINDOW arrives (the bridge's reader thread), so new
-credit turns into DATA frames without a thread switch. The uploading thread encodes the next
-frames ahead of the window (COBS and CRC are most of the host's cost per byte), so the reader
-thread only writes them while the device works through the previous ones; it also waits for
-END, resends after silence and resumes after a reconnect.
+credit turns into DATA frames without a thread switch. While the link is full, the same thread
+encodes the frames the next WINDOWs will ask for (COBS and CRC are most of the host's cost per
+byte), so they are ready when the credit comes and the link never runs dry. The uploading
+thread only waits for END, resends after silence and resumes after a reconnect.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 RESEND_AFTER = 0.25
 REWIND_HOLDOFF = 0.02
 #: DATA frames the uploading thread keeps encoded beyond what has been sent.
-ENCODE_AHEAD = 2
+ENCODE_AHEAD = 4
 Progress = Callable[[int, int], None]
 
 
@@ -147,28 +147,27 @@ class _Sender:
                 frames.append(ahead.popleft()[1])
             else:
                 frames.append((off, bytes(self.view[off:stop])))
-        self.bridge._send_bulk(BulkType.DATA, frames, id=self.tid)
         self.next_offset = end
+        self.encode_at = max(self.encode_at, end)
+        self.bridge._send_bulk(BulkType.DATA, frames, id=self.tid, idle=self._encode_next)
+
+    def _encode_next(self) -> bool:
+        """Encode the next frame past what was sent (caller holds the lock); False when
+        ENCODE_AHEAD frames are ready, the data is all encoded, or the session signs frames."""
+        off = self.encode_at
+        total = len(self.data)
+        if off >= total or off >= self.next_offset + ENCODE_AHEAD * self.chunk:
+            return False
+        stop = min(off + self.chunk, total)
+        payload = pack_bulk_data(off, bytes(self.view[off:stop]))
+        wire = self.bridge._encode_bulk(BulkType.DATA, payload, id=self.tid)
+        if wire is None:
+            return False  # a signed frame is signed when it is sent
+        self.ahead.append((off, wire))
+        self.encode_at = stop
+        return True
 
     # --- uploading thread ---------------------------------------------------------------
-
-    def encode_ahead(self) -> None:
-        """Encode the frames the next WINDOWs will ask for, outside the lock."""
-        total = len(self.data)
-        while True:
-            with self.lock:
-                off = max(self.encode_at, self.next_offset)
-                if off >= total or off >= self.next_offset + ENCODE_AHEAD * self.chunk:
-                    return
-                self.encode_at = off + self.chunk
-            stop = min(off + self.chunk, total)
-            payload = pack_bulk_data(off, bytes(self.view[off:stop]))
-            wire = self.bridge._encode_bulk(BulkType.DATA, payload, id=self.tid)
-            if wire is None:
-                return  # the session signs frames: they are encoded when sent
-            with self.lock:
-                if off >= self.next_offset:  # else the reader sent it meanwhile
-                    self.ahead.append((off, wire))
 
     def send_begin(self) -> None:
         self.bridge._send(Channel.BULK, BulkType.BEGIN, self.begin, id=self.tid)
@@ -229,7 +228,6 @@ def _run(sender: _Sender, progress: Progress | None, deadline: float) -> None:
     total = len(sender.data)
     name = sender.name
     sender.send_begin()
-    sender.encode_ahead()  # while BEGIN makes its round trip
     reported = -1
     while True:
         now = time.monotonic()
@@ -246,7 +244,6 @@ def _run(sender: _Sender, progress: Progress | None, deadline: float) -> None:
             raise msg
         msg_type, payload = msg
         if msg_type == BulkType.WINDOW:
-            sender.encode_ahead()
             if progress is not None and sender.acked > reported:
                 reported = sender.acked
                 progress(reported, total)

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 from . import bulk
 from .auth import SessionAuth, parse_key
@@ -55,7 +55,13 @@ from .messages import (
     unpack_stream_data,
 )
 from .streams import Stream
-from .transport import SupportsReadiness, Transport, get_reset_strategy, open_transport
+from .transport import (
+    SupportsPartialWrites,
+    SupportsReadiness,
+    Transport,
+    get_reset_strategy,
+    open_transport,
+)
 from .transport.reset import ResetStrategy
 
 logger = logging.getLogger(__name__)
@@ -68,6 +74,8 @@ ConsoleCallback = Callable[[str], None]
 HELLO_RETRY = 0.1
 HELLO_REOPEN_AFTER = 3.0
 RECONNECT_BACKOFF = (0.05, 1.0)
+#: a bulk write fails when the device takes nothing for this long
+BULK_WRITE_TIMEOUT = 2.0
 INITIAL_RTO = 0.1
 MIN_RTO = 0.003
 MAX_RTO = 1.0
@@ -200,6 +208,7 @@ class Bridge:
         self._direct_idle_since = 0.0
         self._reader_selecting = False
         self._pollable: SupportsReadiness | None = None
+        self._partial: SupportsPartialWrites | None = None
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -636,39 +645,73 @@ class Bridge:
 
     def _encode_bulk(self, msg_type: int, payload: bytes, *, id: int) -> bytes | None:
         """One bulk frame with the next seq of the channel, ready to write; None when the session
-        signs frames (an authenticated frame is signed when sent: its counter must not go back)."""
-        with self._tx_lock:
-            if self._auth is not None:
-                return None
-            seq = self._tx_seq[Channel.BULK]
-            self._tx_seq[Channel.BULK] = (seq + 1) & 0xFFFF
-            limit = self._session_limit
+        signs frames (an authenticated frame is signed when sent: its counter must not go back).
+        The caller holds the tx lock (this runs while `_send_bulk` waits for the link)."""
+        if self._auth is not None:
+            return None
+        seq = self._tx_seq[Channel.BULK]
+        self._tx_seq[Channel.BULK] = (seq + 1) & 0xFFFF
         header = Header(PROTOCOL_VERSION, 0, Channel.BULK, msg_type, seq, 0, id)
-        return encode_frame(header, payload, None, frame_limit=limit or None)
+        return encode_frame(header, payload, None, frame_limit=self._session_limit or None)
 
     def _send_bulk(
-        self, msg_type: int, frames: list[bytes | tuple[int, bytes]], *, id: int
+        self,
+        msg_type: int,
+        frames: list[bytes | tuple[int, bytes]],
+        *,
+        id: int,
+        idle: Callable[[], bool] | None = None,
     ) -> None:
-        """Write bulk frames in one go: encoded frames as they are, (offset, data) pairs encoded
-        here (signed when the session signs)."""
+        """Write bulk frames: encoded frames as they are, (offset, data) pairs encoded here
+        (signed when the session signs). Each frame goes out as soon as it is encoded; while the
+        link is full, `idle` does other work (encoding the frames after these) and returns False
+        once it has none, and only then does this wait for the link."""
         with self._tx_lock:
             transport = self._transport
             if transport is None:
                 raise Disconnected(f"link to {self.url} is down ({self._link_error})")
-            wire = []
+            partial = self._partial
+            if partial is not None and cast(object, partial) is not transport:
+                partial = None  # a reconnect between the two reads: write plainly
+            backlog = bytearray()
             for item in frames:
                 if isinstance(item, bytes):
-                    wire.append(item)
+                    wire = item
+                else:
+                    seq = self._tx_seq[Channel.BULK]
+                    self._tx_seq[Channel.BULK] = (seq + 1) & 0xFFFF
+                    header = Header(PROTOCOL_VERSION, 0, Channel.BULK, msg_type, seq, 0, id)
+                    payload = pack_bulk_data(*item)
+                    trailer = None
+                    if self._auth is not None:
+                        header, trailer = self._auth.sign(header, payload)
+                    wire = encode_frame(header, payload, trailer, frame_limit=self._session_limit)
+                if partial is None:
+                    backlog += wire
                     continue
-                seq = self._tx_seq[Channel.BULK]
-                self._tx_seq[Channel.BULK] = (seq + 1) & 0xFFFF
-                header = Header(PROTOCOL_VERSION, 0, Channel.BULK, msg_type, seq, 0, id)
-                payload = pack_bulk_data(*item)
-                trailer = None
-                if self._auth is not None:
-                    header, trailer = self._auth.sign(header, payload)
-                wire.append(encode_frame(header, payload, trailer, frame_limit=self._session_limit))
-            transport.write(wire[0] if len(wire) == 1 else b"".join(wire))
+                if backlog:
+                    backlog += wire
+                    del backlog[: partial.write_some(backlog)]
+                else:
+                    taken = partial.write_some(wire)
+                    if taken < len(wire):
+                        backlog += memoryview(wire)[taken:]
+            if partial is None:
+                transport.write(bytes(backlog))
+                return
+            deadline = time.monotonic() + BULK_WRITE_TIMEOUT
+            while backlog:
+                if idle is not None and idle():
+                    del backlog[: partial.write_some(backlog)]
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not partial.wait_writable(remaining):
+                    raise BridgeTimeout(
+                        f"{self.url}: the device took no bulk data for {BULK_WRITE_TIMEOUT}s; "
+                        "it does not read its input"
+                    )
+                del backlog[: partial.write_some(backlog)]
+                deadline = time.monotonic() + BULK_WRITE_TIMEOUT
 
     # --- reader thread --------------------------------------------------------------------
 
@@ -678,6 +721,7 @@ class Bridge:
             self._transport = transport
             # checked once here: isinstance against a runtime Protocol is slow on the hot path
             self._pollable = transport if isinstance(transport, SupportsReadiness) else None
+            self._partial = transport if isinstance(transport, SupportsPartialWrites) else None
             self._decoder.reset()
             self._decoder.set_frame_limit(limit)
             self._session_limit = 0
@@ -825,6 +869,7 @@ class Bridge:
             with self._lock:
                 self._transport = None
                 self._pollable = None
+                self._partial = None
             transport.close()
             return False
         self.reconnects += 1
@@ -837,6 +882,7 @@ class Bridge:
                 return
             self._transport = None
             self._pollable = None
+            self._partial = None
             self._link_error = reason
             was_up = self._session_up
             self._session_up = False

@@ -6,7 +6,14 @@ import importlib
 from collections.abc import Callable
 
 from ..errors import TransportUnavailable
-from .base import DeviceEntry, ParsedUrl, SupportsModemLines, SupportsReadiness, Transport
+from .base import (
+    DeviceEntry,
+    ParsedUrl,
+    SupportsModemLines,
+    SupportsPartialWrites,
+    SupportsReadiness,
+    Transport,
+)
 from .reset import RESET_STRATEGIES, ResetStrategy, get_reset_strategy
 
 __all__ = [
@@ -15,6 +22,7 @@ __all__ = [
     "ParsedUrl",
     "ResetStrategy",
     "SupportsModemLines",
+    "SupportsPartialWrites",
     "SupportsReadiness",
     "Transport",
     "get_reset_strategy",

@@ -43,6 +43,20 @@ class SupportsReadiness(Transport, Protocol):
 
 
 @runtime_checkable
+class SupportsPartialWrites(Protocol):
+    """Transports that can write what fits without waiting, so a sender can do useful work
+    (encode its next frames) while the link drains instead of blocking in `write`."""
+
+    def write_some(self, data: bytes | bytearray | memoryview) -> int:
+        """Write what fits now; the number of bytes taken (0 when the link is full)."""
+        ...
+
+    def wait_writable(self, timeout: float) -> bool:
+        """Wait until some bytes would fit; False after `timeout`."""
+        ...
+
+
+@runtime_checkable
 class SupportsModemLines(Protocol):
     """Transports with DTR/RTS lines (UARTs and USB CDC-ACM), used by reset strategies."""
 

@@ -149,6 +149,21 @@ class FdSerialTransport(SerialTransport):
             raise Disconnected(f"{self.url}: port closed by the device (hang-up)")
         return data
 
+    def write_some(self, data: bytes | bytearray | memoryview) -> int:
+        try:
+            return os.write(self.fileno(), data)
+        except BlockingIOError:
+            return 0
+        except OSError as e:
+            raise Disconnected(f"{self.url}: write failed ({e}); device unplugged?") from e
+
+    def wait_writable(self, timeout: float) -> bool:
+        try:
+            _, ready, _ = select.select([], [self.fileno()], [], timeout)
+        except (OSError, ValueError) as e:
+            raise Disconnected(f"{self.url}: link closed ({e})") from e
+        return bool(ready)
+
 
 def _hung_up(fd: int) -> bool:
     """A terminal reads b"" both at hang-up and when it has nothing: ask poll which it is."""

@@ -59,6 +59,21 @@ class TcpTransport:
         except OSError as e:
             raise Disconnected(f"{self.url}: connection lost ({e})") from e
 
+    def write_some(self, data: bytes | bytearray | memoryview) -> int:
+        try:
+            return self._sock.send(data, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return 0
+        except OSError as e:
+            raise Disconnected(f"{self.url}: connection lost ({e})") from e
+
+    def wait_writable(self, timeout: float) -> bool:
+        try:
+            _, ready, _ = select.select([], [self._sock], [], timeout)
+        except (OSError, ValueError) as e:
+            raise Disconnected(f"{self.url}: connection lost ({e})") from e
+        return bool(ready)
+
     def close(self) -> None:
         try:
             self._sock.close()

@@ -165,6 +165,10 @@ def test_tcp_mode(virtual_binary: Path) -> None:
                 time.sleep(0.01)
             assert bridge.wait_session(5).epoch > epoch
             assert bridge.call("sys.ping", b"again") == b"again"
+            # bulk over a socket: frames encoded while the socket drains, sent with partial writes
+            image = os.urandom(300_000)
+            assert bridge.upload("fw0", image).sha256 == hashlib.sha256(image).hexdigest()
+            assert VirtualDeviceApi(bridge).fw_slot().valid
 
 
 # --- authentication ------------------------------------------------------------------------
