@@ -31,7 +31,6 @@ waiting behind a slow item).
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from collections import deque
@@ -55,47 +54,6 @@ JOIN_TIMEOUT = 5.0
 POLL = 0.05
 #: latency samples kept per stage for the percentiles.
 LATENCY_WINDOW = 4096
-
-
-class _OpenCvThreads:
-    """OpenCV's own thread pool, narrowed while pipelines run.
-
-    A pipeline already runs its stages in parallel; OpenCV parallelising each call on top
-    (decode, resize, colour conversion) oversubscribes the cores: on 2 cores a balanced
-    decode/prepare/infer pipeline reached 0.65x of its slowest stage alone with OpenCV's default
-    threads and 0.99x with one. The first pipeline to start sets the count, the last to close
-    restores the previous one.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._users = 0
-        self._saved: int | None = None
-
-    def acquire(self, threads: int) -> None:
-        cv2 = sys.modules.get("cv2")
-        with self._lock:
-            self._users += 1
-            if cv2 is None or self._users > 1:
-                return
-            try:
-                self._saved = int(cv2.getNumThreads())
-                cv2.setNumThreads(threads)
-            except (AttributeError, TypeError):  # not OpenCV after all, or a stub
-                self._saved = None
-
-    def release(self) -> None:
-        cv2 = sys.modules.get("cv2")
-        with self._lock:
-            self._users -= 1
-            if self._users > 0 or self._saved is None:
-                return
-            saved, self._saved = self._saved, None
-            if cv2 is not None:
-                cv2.setNumThreads(saved)
-
-
-_opencv_threads = _OpenCvThreads()
 
 
 class PipelineError(EdgekitError):
@@ -421,8 +379,6 @@ class Pipeline:
         result_timeout: seconds the iterator waits for the next result before it stops the
             pipeline and raises :class:`PipelineTimeout`; ``None`` waits as long as the source
             lives (a live camera may be reconnecting).
-        opencv_threads: threads OpenCV may use per call while the pipeline runs (1: the
-            pipeline's own threads are the parallelism); ``None`` leaves OpenCV alone.
     """
 
     def __init__(
@@ -434,7 +390,6 @@ class Pipeline:
         close_source: bool = True,
         output_maxsize: int = 8,
         result_timeout: float | None = None,
-        opencv_threads: int | None = 1,
     ) -> None:
         stage_list = list(stages)
         if sink is not None:
@@ -476,8 +431,6 @@ class Pipeline:
         self._t_first_result = 0
         self._t_last_result = 0
         self._held: Frame | None = None
-        self._opencv_threads = opencv_threads
-        self._opencv_narrowed = False
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> Pipeline:
@@ -487,9 +440,6 @@ class Pipeline:
         if self._started:
             return self
         self._started = True
-        if self._opencv_threads is not None:
-            _opencv_threads.acquire(self._opencv_threads)
-            self._opencv_narrowed = True
         self._t_start_ns = time.monotonic_ns()
         self._spawn("source", self._source_loop)
         for index, runner in enumerate(self._runners):
@@ -526,9 +476,6 @@ class Pipeline:
         self._release_held()
         if self._t_end_ns == 0:
             self._t_end_ns = time.monotonic_ns()
-        if self._opencv_narrowed:
-            self._opencv_narrowed = False
-            _opencv_threads.release()
         if self._close_source:
             close = getattr(self._source, "close", None)
             source_busy = bool(self._threads) and self._threads[0].is_alive()

@@ -467,30 +467,3 @@ def test_audio_chunks_flow_with_their_own_sequence_and_time(tmp_path: Path) -> N
     assert [r.value for r in seen] == [False, True] * 3
     # Each chunk exists when its last sample is due (real time): results follow within ms.
     assert all(0 <= r.latency_ms < 50 for r in seen)
-
-
-def test_opencv_runs_one_thread_per_call_while_pipelines_run() -> None:
-    """The pipeline's threads are the parallelism: OpenCV's pool is narrowed to one thread
-    while any pipeline runs (nested ones too) and given back when the last one closes."""
-    before = cv2.getNumThreads()
-    cv2.setNumThreads(2)
-    try:
-        seen: list[int] = []
-
-        def look(value: int) -> int:
-            seen.append(cv2.getNumThreads())
-            return value
-
-        with Pipeline(range(3), [Stage("look", look, policy="block")]) as outer:
-            with Pipeline(range(3), [Stage("look", look, policy="block")]) as inner:
-                assert [r.value for r in inner] == [0, 1, 2]
-            assert cv2.getNumThreads() == 1  # the outer one still runs
-            assert [r.value for r in outer] == [0, 1, 2]
-        assert seen == [1] * 6
-        assert cv2.getNumThreads() == 2
-        stages = [Stage("look", look, policy="block")]
-        with Pipeline(range(2), stages, opencv_threads=None) as untouched:
-            assert [r.value for r in untouched] == [0, 1]
-        assert seen[-2:] == [2, 2]
-    finally:
-        cv2.setNumThreads(before)
