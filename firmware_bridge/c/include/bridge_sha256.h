@@ -21,6 +21,8 @@ typedef struct bridge_sha256 {
 typedef void (*bridge_sha256_blocks_fn)(uint32_t state[8], const uint8_t *blocks, size_t count);
 void bridge_sha256_use_blocks(bridge_sha256_blocks_fn fn);
 void bridge_sha256_blocks_portable(uint32_t state[8], const uint8_t *blocks, size_t count);
+/* The 64 round constants, for a port's own block function. */
+extern const uint32_t bridge_sha256_k[64];
 
 void bridge_sha256_init(bridge_sha256_t *s);
 void bridge_sha256_update(bridge_sha256_t *s, const uint8_t *data, size_t len);

@@ -3,7 +3,7 @@
 
 #include "bridge_sha256.h"
 
-static const uint32_t K[64] = {
+const uint32_t bridge_sha256_k[64] = {
     0x428a2f98u, 0x71374491u, 0xb5c0fbcfu, 0xe9b5dba5u, 0x3956c25bu, 0x59f111f1u, 0x923f82a4u,
     0xab1c5ed5u, 0xd807aa98u, 0x12835b01u, 0x243185beu, 0x550c7dc3u, 0x72be5d74u, 0x80deb1feu,
     0x9bdc06a7u, 0xc19bf174u, 0xe49b69c1u, 0xefbe4786u, 0x0fc19dc6u, 0x240ca1ccu, 0x2de92c6fu,
@@ -44,7 +44,7 @@ static void compress(uint32_t h[8], const uint8_t *p)
     for (i = 0; i < 64; i++) {
         uint32_t s1 = ROTR(e, 6) ^ ROTR(e, 11) ^ ROTR(e, 25);
         uint32_t ch = (e & f) ^ (~e & g);
-        uint32_t t1 = k + s1 + ch + K[i] + w[i];
+        uint32_t t1 = k + s1 + ch + bridge_sha256_k[i] + w[i];
         uint32_t s0 = ROTR(a, 2) ^ ROTR(a, 13) ^ ROTR(a, 22);
         uint32_t maj = (a & b) ^ (a & c) ^ (b & c);
         uint32_t t2 = s0 + maj;
