@@ -88,9 +88,13 @@ class Job:
     @property
     def prepared(self) -> Path:
         if self._prepared is None:
-            self._prepared, notes = prepare(self.source, self.workdir)
+            self._prepared, notes = self._prepare()
             self.notes.extend(notes)
         return self._prepared
+
+    def _prepare(self) -> tuple[Path, list[str]]:
+        """The float model made ready for the quantizer, and notes on what that took."""
+        return prepare(self.source, self.workdir)
 
     def label(self, recipe: Recipe) -> str:
         """How progress lines and verdicts name ``recipe``."""

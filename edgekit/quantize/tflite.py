@@ -493,12 +493,8 @@ class TfliteJob(Job):
     # int8/float ratios from 0.8x to 1.5x on one model); 41 rounds take about a second.
     latency_rounds: ClassVar[int] = 41
 
-    @property
-    def prepared(self) -> Path:
-        if self._prepared is None:
-            self._prepared, notes = prepare(self.source, self.workdir)
-            self.notes.extend(notes)
-        return self._prepared
+    def _prepare(self) -> tuple[Path, list[str]]:
+        return prepare(self.source, self.workdir)
 
     def label(self, recipe: Recipe) -> str:
         return label(recipe)
