@@ -9,12 +9,15 @@ it back from a decoded frame.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 import numpy.typing as npt
 
 from edgekit.errors import InputError
 from edgekit.media.base import Image, SourceURL
-from edgekit.media.errors import UnknownSourceError
+from edgekit.media.errors import CaptureError, UnknownSourceError
 
 COUNTER_BITS = 32
 _BARS = np.array(
@@ -122,3 +125,38 @@ def open_synthetic(url: SourceURL) -> SyntheticGrabber:
         url.float_option("fps", 30.0) or 30.0,
         url.int_option("frames", None),
     )
+
+
+def write_pan_clip(
+    path: str | Path,
+    still: Image,
+    frames: int,
+    fps: float,
+    offset: Callable[[int, int], tuple[float, float]],
+) -> Path:
+    """Encode a camera panning over ``still`` as an MJPG ``.avi``: frame ``i`` is ``still``
+    shifted by ``offset(i, frames)`` pixels (x, y), edges mirrored.
+
+    Samples and tests read it back with ``open_source("file:PATH")``, so its frames take the
+    same decode path as a recorded video. Raises :class:`CaptureError` when OpenCV cannot
+    write ``path``.
+    """
+    import cv2
+
+    out = Path(path)
+    if frames < 1 or fps <= 0:
+        raise InputError(f"a clip needs frames >= 1 and fps > 0, got {frames} and {fps}")
+    height, width = still.shape[:2]
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"MJPG"), fps, (width, height))
+    if not writer.isOpened():
+        raise CaptureError(f"OpenCV cannot write {out}: give a writable .avi path")
+    try:
+        for index in range(frames):
+            dx, dy = offset(index, frames)
+            shift = np.array([[1, 0, dx], [0, 1, dy]], dtype=np.float32)
+            writer.write(
+                cv2.warpAffine(still, shift, (width, height), borderMode=cv2.BORDER_REFLECT)
+            )
+    finally:
+        writer.release()
+    return out

@@ -41,6 +41,7 @@ from edgekit.media import (
     open_source,
     synthesize,
 )
+from edgekit.media.synthetic import write_pan_clip
 from edgekit.pipeline import Pipeline, QueuePolicy, Stage
 from edgekit.tasks import Detection, TaskHead, head_for
 from edgekit.tasks.ocr import charset_from_metadata, read_text
@@ -192,21 +193,7 @@ def make_clip(
     path: Path, frames: int = CLIP_FRAMES, fps: float = CLIP_FPS, sign_text: str = SIGN_TEXT
 ) -> Path:
     """Encode the panning scene to an MJPG ``.avi`` at ``path``."""
-    still = scene(sign_text)
-    height, width = still.shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (width, height))
-    if not writer.isOpened():
-        raise GlassesError(f"OpenCV cannot write {path}: give a writable .avi path")
-    try:
-        for index in range(frames):
-            dx, dy = pan_offset(index, frames)
-            shift = np.array([[1, 0, dx], [0, 1, dy]], dtype=np.float32)
-            writer.write(
-                cv2.warpAffine(still, shift, (width, height), borderMode=cv2.BORDER_REFLECT)
-            )
-    finally:
-        writer.release()
-    return path
+    return write_pan_clip(path, scene(sign_text), frames, fps, pan_offset)
 
 
 # ----------------------------------------------------------------------------- per-frame work

@@ -48,6 +48,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 import edgekit
 from edgekit import EdgekitError
 from edgekit.media import Frame, FrameSource, open_source
+from edgekit.media.synthetic import write_pan_clip
 from edgekit.pipeline import Pipeline, PipelineStats, Stage
 from edgekit.tasks import Detection, TaskHead, head_for
 from firmware_bridge import Bridge, BridgeError, BridgeTimeout, Disconnected, Sample, Stream
@@ -123,20 +124,7 @@ def make_clip(path: Path, frames: int = CLIP_FRAMES, fps: float = CLIP_FPS) -> P
             "pip install scikit-image, or give a camera with --source cam:0"
         ) from e
     still = cv2.cvtColor(photos.astronaut(), cv2.COLOR_RGB2BGR)  # type: ignore[no-untyped-call]
-    height, width = still.shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (width, height))
-    if not writer.isOpened():
-        raise KioskError(f"OpenCV cannot write {path}: give a writable folder")
-    try:
-        for index in range(frames):
-            dx, dy = pan_offset(index, frames)
-            shift = np.array([[1, 0, dx], [0, 1, dy]], dtype=np.float32)
-            writer.write(
-                cv2.warpAffine(still, shift, (width, height), borderMode=cv2.BORDER_REFLECT)
-            )
-    finally:
-        writer.release()
-    return path
+    return write_pan_clip(path, still, frames, fps, pan_offset)
 
 
 # ----------------------------------------------------------------------------- vision

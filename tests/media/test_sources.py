@@ -34,7 +34,7 @@ from edgekit.media import (
     video_backends,
 )
 from edgekit.media.base import Image
-from edgekit.media.synthetic import embed_counter, read_counter
+from edgekit.media.synthetic import embed_counter, read_counter, write_pan_clip
 
 pytestmark = pytest.mark.usefixtures("no_thread_leak")
 
@@ -446,3 +446,28 @@ def test_missing_backend_names_the_extra(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True
     )
     assert f"pip install '{extra}'" in out.stdout, out.stdout + out.stderr
+
+
+def test_a_pan_clip_decodes_to_the_shifted_still(tmp_path: Path) -> None:
+    """write_pan_clip: frame i of the decoded clip is the still moved by offset(i, n) pixels."""
+    rng = np.random.default_rng(7)
+    still = cv2.GaussianBlur(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8), (9, 9), 3)
+    path = write_pan_clip(tmp_path / "pan.avi", still, 6, 10.0, lambda i, n: (2 * i, -i))
+    with open_source(f"file:{path}") as source:
+        frames = []
+        while True:
+            try:
+                with source.read(timeout=5) as frame:
+                    frames.append(frame.image.copy())
+            except EndOfStream:
+                break
+    assert len(frames) == 6 and frames[0].shape == still.shape
+    for i, image in enumerate(frames):
+        # compare the middle, away from the mirrored edges; MJPG leaves small errors
+        want = still[20 + i : 76 + i, 20 - 2 * i : 108 - 2 * i].astype(int)
+        got = image[20:76, 20:108].astype(int)
+        assert np.abs(got - want).mean() < 6, (
+            f"frame {i} is not the still shifted by ({2 * i}, {-i})"
+        )
+    with pytest.raises(CaptureError, match="cannot write"):
+        write_pan_clip(tmp_path / "missing" / "x.avi", still, 2, 10.0, lambda i, n: (0, 0))
