@@ -439,7 +439,8 @@ class Bridge:
             # A sliding window over call ids, not just a count: while the oldest call is still
             # open, at most window - 1 newer ids exist, so the device's cache of recent calls
             # (at least 8) still holds it and a retransmit can never be answered STALE.
-            window = max(1, min(self.info.rx_window, DEVICE_CALL_CACHE))
+            info = self.info
+            window = max(1, min(info.rx_window, DEVICE_CALL_CACHE))
             while self._pending and self._next_call_id - min(self._pending) >= window:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -821,7 +822,10 @@ class Bridge:
             transport = self._pollable
             if transport is None or transport is not self._transport:
                 return pending.wait(remaining)
-            if not self._io_lock.acquire(timeout=min(remaining, 0.001)):
+            if not (
+                self._io_lock.acquire(blocking=False)
+                or self._io_lock.acquire(timeout=min(remaining, 0.001))
+            ):
                 continue  # the reader thread is dispatching, maybe our answer
             error: Disconnected | None = None
             try:
@@ -1002,7 +1006,7 @@ class Bridge:
             return
         with self._lock:
             pending = self._pending.get(frame.header.id)
-            if pending is None or pending.is_set():
+            if pending is None or pending.done:
                 self._late += 1
                 return
             pending.status = status
