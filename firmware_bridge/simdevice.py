@@ -48,7 +48,7 @@ from .messages import (
 )
 
 IMU_STREAM = StreamInfo(1, "imu", 12)
-FW_SLOT_SIZE = 256 * 1024
+FW_SLOT_SIZE = 4 * 1024 * 1024  # as the C virtual device
 RESPONSE_CACHE = 8
 
 Handler = Callable[["SimDevice", bytes], tuple[int, bytes]]
