@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 RESEND_AFTER = 0.25
 REWIND_HOLDOFF = 0.02
+#: seconds between progress reports (each wakes the uploading thread)
+PROGRESS_EVERY = 0.05
 #: DATA frames the uploading thread keeps encoded beyond what has been sent.
 ENCODE_AHEAD = 4
 Progress = Callable[[int, int], None]
@@ -90,7 +92,9 @@ class _Sender:
         self.last_window = -1
         self.last_rewind = 0.0
         self.rewinds = 0
-        self.heard = threading.Event()
+        self.heard = threading.Event()  # any frame of this transfer since the last look
+        self.wants_progress = False
+        self.progress_at = 0.0
         self.ahead: deque[tuple[int, bytes]] = deque()  # (offset, wire), ascending offsets
         self.encode_at = 0
 
@@ -130,7 +134,11 @@ class _Sender:
             self.last_window = offset
             self.limit = offset + credit
             self._send_up_to(min(self.limit, total))
-        self.events.put((BulkType.WINDOW, b""))
+        now = time.monotonic()
+        if self.wants_progress and now - self.progress_at >= PROGRESS_EVERY:
+            # the uploading thread wakes only to report progress, not once per WINDOW
+            self.progress_at = now
+            self.events.put((BulkType.WINDOW, b""))
 
     def _send_up_to(self, end: int) -> None:
         """Send [next_offset, end) (caller holds the lock), frames encoded ahead first."""
@@ -202,6 +210,7 @@ def upload(
     while True:
         bridge.wait_session(max(0.0, deadline - time.monotonic()))
         sender = bridge._open_transfer(lambda tid: _Sender(bridge, tid, name, data, digest))
+        sender.wants_progress = progress is not None
         try:
             _run(sender, progress, deadline)
         except Disconnected as e:
@@ -238,6 +247,9 @@ def _run(sender: _Sender, progress: Progress | None, deadline: float) -> None:
         try:
             msg = sender.events.get(timeout=min(RESEND_AFTER, deadline - now))
         except queue.Empty:
+            if sender.heard.is_set():  # WINDOWs keep coming: the transfer is moving
+                sender.heard.clear()
+                continue
             sender.resend()
             continue
         if isinstance(msg, BridgeError):
