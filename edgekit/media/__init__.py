@@ -21,7 +21,7 @@ Audio goes through PortAudio devices or WAV files with one interface::
         playing = speaker.play(reply)             # returns at once
         playing.stop()                            # barge-in
 
-A :class:`WavSpeaker` plays into a WAV file the same way (both are an :class:`AudioOut`), paced
+A :class:`WavSpeaker` plays into a WAV file the same way (both are an :class:`AudioSink`), paced
 by the wall clock or stepped by the caller with ``advance(n)``; :func:`synthesize` speaks text
 with espeak-ng.
 
@@ -81,8 +81,6 @@ if TYPE_CHECKING:
     )
     from edgekit.media.speech import SpeechSynthesisError, SpeechSynthesisUnavailable, synthesize
     from edgekit.media.wav import (
-        AudioOut,
-        AudioOutHandle,
         WavPlayback,
         WavSink,
         WavSource,
@@ -97,8 +95,6 @@ _LAZY = {
     "Microphone": "edgekit.media.audio",
     "PlaybackHandle": "edgekit.media.audio",
     "Speaker": "edgekit.media.audio",
-    "AudioOut": "edgekit.media.wav",
-    "AudioOutHandle": "edgekit.media.wav",
     "WavPlayback": "edgekit.media.wav",
     "WavSink": "edgekit.media.wav",
     "WavSource": "edgekit.media.wav",
@@ -123,8 +119,6 @@ __all__ = [
     "AudioDevice",
     "AudioDeviceError",
     "AudioFormatError",
-    "AudioOut",
-    "AudioOutHandle",
     "AudioSink",
     "AudioSource",
     "AudioStats",

@@ -236,13 +236,21 @@ class AudioChunk:
 
 
 class Playback(Protocol):
-    """A sound being played: ``stop()`` interrupts it (barge-in), ``wait()`` waits for the end."""
+    """A sound being played: ``stop()`` interrupts it (barge-in), ``wait()`` waits for the end;
+    ``frames_played`` of ``frames_total`` tell how far it got, ``stopped`` whether it was cut
+    short."""
 
     @property
     def done(self) -> bool: ...
 
     @property
+    def stopped(self) -> bool: ...
+
+    @property
     def frames_played(self) -> int: ...
+
+    @property
+    def frames_total(self) -> int: ...
 
     def stop(self) -> None: ...
 

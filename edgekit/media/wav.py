@@ -13,8 +13,8 @@ Three ways to write one:
   either the wall clock or the caller's (``advance(n)``, for sample-exact runs over files).
 * :class:`WavSource` is the reading side.
 
-:class:`AudioOut` is what a :class:`WavSpeaker` and a :class:`~edgekit.media.audio.Speaker`
-(and a :class:`WavSink`) share, so a program plays on either without knowing which.
+:class:`~edgekit.media.base.AudioSink` is what a :class:`WavSpeaker`, a :class:`WavSink` and a
+:class:`~edgekit.media.audio.Speaker` share, so a program plays on any without knowing which.
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ import time
 import wave
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from edgekit.errors import BackendUnavailable
 from edgekit.media.audio import STALL_GRACE, as_frames
-from edgekit.media.base import AudioChunk, AudioSink, Playback
+from edgekit.media.base import AudioChunk
 from edgekit.media.errors import (
     AudioFormatError,
     EndOfStream,
@@ -48,8 +48,6 @@ from edgekit.media.resample import Resampler, resample
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "AudioOut",
-    "AudioOutHandle",
     "FinishedPlayback",
     "WavPlayback",
     "WavSink",
@@ -58,28 +56,6 @@ __all__ = [
 ]
 
 F32 = npt.NDArray[np.float32]
-
-
-class AudioOutHandle(Playback, Protocol):
-    """A sound being played that also tells how far it got and whether it was cut short.
-
-    :class:`~edgekit.media.audio.PlaybackHandle`, :class:`WavPlayback` and
-    :class:`FinishedPlayback` are ones.
-    """
-
-    @property
-    def stopped(self) -> bool: ...
-
-    @property
-    def frames_total(self) -> int: ...
-
-
-@runtime_checkable
-class AudioOut(AudioSink, Protocol):
-    """Where sounds are played: a :class:`~edgekit.media.audio.Speaker`, a :class:`WavSpeaker`
-    (or a :class:`WavSink`). ``play`` interrupts the sound before it and returns at once."""
-
-    def play(self, samples: npt.ArrayLike, rate: int | None = None) -> AudioOutHandle: ...
 
 
 def _pcm_to_float(raw: bytes, width: int, channels: int) -> npt.NDArray[np.float32]:
@@ -399,7 +375,8 @@ class WavSink:
 
 
 class WavPlayback:
-    """One sound on a :class:`WavSpeaker`: what its ``play`` returns (an :class:`AudioOutHandle`).
+    """One sound on a :class:`WavSpeaker`: what its ``play`` returns (a
+    :class:`~edgekit.media.base.Playback`).
 
     It advances with the speaker's clock; on the wall clock, reading it brings the file up to
     date first.
@@ -500,7 +477,8 @@ class WavPlayback:
 
 
 class WavSpeaker:
-    """A WAV file played into like a :class:`~edgekit.media.audio.Speaker`; an :class:`AudioOut`.
+    """A WAV file played into like a :class:`~edgekit.media.audio.Speaker`; an
+    :class:`~edgekit.media.base.AudioSink`.
 
     The file is the output's timeline: frame ``i`` is what was played ``i`` frames after the
     speaker opened, silence while nothing plays. ``play`` returns a :class:`WavPlayback` at once;

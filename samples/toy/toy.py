@@ -36,11 +36,11 @@ import edgekit
 from edgekit import BackendUnavailable, EdgekitError
 from edgekit.media import (
     AudioDeviceError,
-    AudioOut,
-    AudioOutHandle,
+    AudioSink,
     AudioSource,
     EndOfStream,
     Microphone,
+    Playback,
     Speaker,
     WavSink,
     WavSource,
@@ -148,7 +148,7 @@ def make_script(
 
 def open_output(
     stack: ExitStack, speaker: str | int | None, out: Path | None
-) -> tuple[AudioOut, str]:
+) -> tuple[AudioSink, str]:
     """Where the replies go, and its description: the WAV file ``out``, else the sound device
     ``speaker``; with neither, the default sound device if there is one, else
     :data:`DEFAULT_OUT`.
@@ -290,7 +290,7 @@ class BargeIn:
 @dataclass
 class _Talk:
     intent: str
-    reply: AudioOutHandle
+    reply: Playback
     started_s: float
 
 
@@ -302,7 +302,7 @@ class Toy:
         self,
         vad: VadSegmenter,
         spotter: KeywordSpotter,
-        output: AudioOut,
+        output: AudioSink,
         replies: dict[str, F32],
         fallback: F32,
         barge_in: BargeIn = BargeIn(),

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from edgekit.media import (
-    AudioOut,
     AudioSink,
     MediaError,
     MediaTimeout,
@@ -48,7 +47,7 @@ def test_a_tone_stopped_halfway_on_the_wall_clock_writes_what_was_played(tmp_pat
     signal = tone(1.0)
     path = tmp_path / "out.wav"
     with WavSpeaker(path, RATE) as speaker:
-        assert isinstance(speaker, AudioOut) and isinstance(speaker, AudioSink)
+        assert isinstance(speaker, AudioSink) and isinstance(speaker, AudioSink)
         time.sleep(0.1)
         started = time.monotonic()
         handle = speaker.play(signal)
@@ -120,7 +119,7 @@ def test_the_callers_clock_plays_to_the_end_and_a_new_sound_interrupts(tmp_path:
     path = tmp_path / "out.wav"
     first, second = tone(0.1), tone(0.05, freq=880.0)  # 1600 and 800 frames
     with WavSpeaker(path, RATE, realtime=False) as speaker:
-        assert isinstance(speaker, AudioOut)
+        assert isinstance(speaker, AudioSink)
         handle = speaker.play(first)
         speaker.advance(1000)
         interrupted, handle = handle, speaker.play(second)
@@ -198,19 +197,19 @@ def test_misuse_names_the_fix(tmp_path: Path) -> None:
 def test_a_speaker_and_the_wav_sinks_are_one_kind_of_output(
     tmp_path: Path, jack_device: str
 ) -> None:
-    def play_all(out: AudioOut, samples: np.ndarray) -> tuple[int, int, bool]:
+    def play_all(out: AudioSink, samples: np.ndarray) -> tuple[int, int, bool]:
         handle = out.play(samples)
         assert handle.wait(timeout=5.0)
         return handle.frames_played, handle.frames_total, handle.stopped
 
     signal = tone(0.2)
     with Speaker(jack_device, rate=RATE) as speaker:
-        assert isinstance(speaker, AudioOut)
+        assert isinstance(speaker, AudioSink)
         assert play_all(speaker, signal) == (3200, 3200, False)
     with WavSpeaker(tmp_path / "a.wav", RATE) as wav_speaker:
         assert play_all(wav_speaker, signal) == (3200, 3200, False)
     with WavSink(tmp_path / "b.wav", RATE) as sink:
-        assert isinstance(sink, AudioOut)
+        assert isinstance(sink, AudioSink)
         assert play_all(sink, signal) == (3200, 3200, False)
 
 
