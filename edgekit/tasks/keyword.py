@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edgekit.media.speech import SpeechSynthesisUnavailable, synthesize
+from edgekit.tasks.audio import mono_samples
 from edgekit.tasks.errors import TaskInputError
 
 log = logging.getLogger(__name__)
@@ -181,22 +182,8 @@ def _dct_matrix(n_mels: int, n_ceps: int) -> F64:
 
 
 def _check_audio(audio: npt.ArrayLike) -> F64:
-    arr = np.asarray(audio)
-    if arr.ndim == 2 and 1 in arr.shape:
-        arr = arr.reshape(-1)
-    if arr.ndim != 1:
-        raise KeywordError(
-            f"audio must be mono [samples], got shape {list(arr.shape)}; mix down with "
-            "audio.mean(axis=1)"
-        )
-    if arr.dtype == np.int16:
-        return arr.astype(np.float64) / 32768.0
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise KeywordError(
-            f"audio must be float in [-1, 1] or int16, got {arr.dtype}; convert with "
-            "audio.astype(np.float32) / 32768"
-        )
-    return arr.astype(np.float64)
+    samples: F64 = mono_samples(audio, np.float64, error=KeywordError)
+    return samples
 
 
 def log_mel(audio: npt.ArrayLike, config: KeywordConfig = KeywordConfig()) -> F64:

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edgekit.tasks._manifest import head_options, output_names
+from edgekit.tasks.audio import mono_samples
 from edgekit.tasks.errors import TaskInputError
 from edgekit.tasks.types import SpeechSegment
 
@@ -116,22 +117,8 @@ class SileroNames:
 
 
 def _check_audio(audio: Any, what: str = "audio") -> F32:
-    arr = np.asarray(audio)
-    if arr.ndim == 2 and 1 in arr.shape:
-        arr = arr.reshape(-1)
-    if arr.ndim != 1:
-        raise TaskInputError(
-            f"{what} must be mono [samples], got shape {list(arr.shape)}; "
-            "mix down with audio.mean(axis=1)"
-        )
-    if arr.dtype == np.int16:
-        return (arr.astype(np.float32) / np.float32(32768.0)).astype(np.float32)
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise TaskInputError(
-            f"{what} must be float32 in [-1, 1] or int16, got {arr.dtype}; "
-            "convert with audio.astype(np.float32) / 32768"
-        )
-    return arr.astype(np.float32, copy=False)
+    samples: F32 = mono_samples(audio, np.float32, what=what)
+    return samples
 
 
 def silero_feeds(
