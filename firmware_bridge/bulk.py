@@ -166,12 +166,11 @@ class _Sender:
         total = len(self.data)
         if off >= total or off >= self.next_offset + ENCODE_AHEAD * self.chunk:
             return False
+        if self.bridge._auth is not None:
+            return False  # a signed frame is signed when it is sent: its counter must not go back
         stop = min(off + self.chunk, total)
         payload = pack_bulk_data(off, bytes(self.view[off:stop]))
-        wire = self.bridge._encode_bulk(BulkType.DATA, payload, id=self.tid)
-        if wire is None:
-            return False  # a signed frame is signed when it is sent
-        self.ahead.append((off, wire))
+        self.ahead.append((off, self.bridge._encode_bulk(BulkType.DATA, payload, id=self.tid)))
         self.encode_at = stop
         return True
 

@@ -644,16 +644,16 @@ class Bridge:
             transport.write(b"\x00" + frame if flush else frame)
         return seq
 
-    def _encode_bulk(self, msg_type: int, payload: bytes, *, id: int) -> bytes | None:
-        """One bulk frame with the next seq of the channel, ready to write; None when the session
-        signs frames (an authenticated frame is signed when sent: its counter must not go back).
-        The caller holds the tx lock (this runs while `_send_bulk` waits for the link)."""
-        if self._auth is not None:
-            return None
+    def _encode_bulk(self, msg_type: int, payload: bytes, *, id: int) -> bytes:
+        """One bulk frame with the next seq of the channel (signed when the session signs),
+        ready to write. The caller holds the tx lock."""
         seq = self._tx_seq[Channel.BULK]
         self._tx_seq[Channel.BULK] = (seq + 1) & 0xFFFF
         header = Header(PROTOCOL_VERSION, 0, Channel.BULK, msg_type, seq, 0, id)
-        return encode_frame(header, payload, None, frame_limit=self._session_limit or None)
+        trailer = None
+        if self._auth is not None:
+            header, trailer = self._auth.sign(header, payload)
+        return encode_frame(header, payload, trailer, frame_limit=self._session_limit or None)
 
     def _send_bulk(
         self,
@@ -679,14 +679,7 @@ class Bridge:
                 if isinstance(item, bytes):
                     wire = item
                 else:
-                    seq = self._tx_seq[Channel.BULK]
-                    self._tx_seq[Channel.BULK] = (seq + 1) & 0xFFFF
-                    header = Header(PROTOCOL_VERSION, 0, Channel.BULK, msg_type, seq, 0, id)
-                    payload = pack_bulk_data(*item)
-                    trailer = None
-                    if self._auth is not None:
-                        header, trailer = self._auth.sign(header, payload)
-                    wire = encode_frame(header, payload, trailer, frame_limit=self._session_limit)
+                    wire = self._encode_bulk(msg_type, pack_bulk_data(*item), id=id)
                 if partial is None:
                     backlog += wire
                     continue
