@@ -49,6 +49,15 @@ uint64_t bridge_get_u64(const uint8_t *p);
 /* CRC-32 as zlib.crc32: pass 0 to start, the previous result to continue. */
 uint32_t bridge_crc32(uint32_t crc, const uint8_t *data, size_t len);
 
+/* A board whose CPU has carry-less multiply (x86 PCLMULQDQ, ARMv8 PMULL) hands a folding
+ * CRC-32 to bridge_crc32_use_fold() once at start-up; NULL restores the table code. The
+ * function takes and returns the CRC register (the complement of the zlib value), gets
+ * len >= BRIDGE_CRC32_FOLD_MIN bytes, always a multiple of 16, and bridge_crc32 finishes the
+ * rest with its table. */
+#define BRIDGE_CRC32_FOLD_MIN 64u
+typedef uint32_t (*bridge_crc32_fold_fn)(uint32_t reg, const uint8_t *data, size_t len);
+void bridge_crc32_use_fold(bridge_crc32_fold_fn fn);
+
 /* COBS-encode len bytes into out (no delimiter). Returns the encoded length,
  * or 0 when cap is too small (an encoding is never empty). */
 size_t bridge_cobs_encode(const uint8_t *in, size_t len, uint8_t *out, size_t cap);

@@ -4,7 +4,8 @@
  * selects a byte table (1 KiB of flash, about twice as fast) for fast USB links;
  * -DBRIDGE_CRC_TABLE=2048 adds seven more tables (slicing-by-8: 7 KiB of RAM,
  * filled on first use, about ten times the byte table) for links that move tens
- * of MB/s, such as the virtual device. */
+ * of MB/s. A CPU with carry-less multiply does better still: its port installs a folding
+ * function with bridge_crc32_use_fold() (the virtual device's is virtual/crc32_x86.c). */
 #include "bridge_codec.h"
 
 #ifndef BRIDGE_CRC_TABLE
@@ -78,12 +79,11 @@ static void crc_slice_init(void)
     crc_slice_ready = 1;
 }
 
-uint32_t bridge_crc32(uint32_t crc, const uint8_t *data, size_t len)
+static uint32_t crc_update(uint32_t crc, const uint8_t *data, size_t len)
 {
     if (!crc_slice_ready) {
         crc_slice_init();
     }
-    crc = ~crc;
     while (len >= 8u) {
         uint32_t lo = crc ^ ((uint32_t)data[0] | ((uint32_t)data[1] << 8) |
                              ((uint32_t)data[2] << 16) | ((uint32_t)data[3] << 24));
@@ -100,19 +100,18 @@ uint32_t bridge_crc32(uint32_t crc, const uint8_t *data, size_t len)
         crc = (crc >> 8) ^ crc_table[(crc ^ *data++) & 0xFFu];
         len--;
     }
-    return ~crc;
+    return crc;
 }
 
 #else
 
-uint32_t bridge_crc32(uint32_t crc, const uint8_t *data, size_t len)
+static uint32_t crc_update(uint32_t crc, const uint8_t *data, size_t len)
 {
     size_t i;
-    crc = ~crc;
     for (i = 0; i < len; i++) {
         crc = (crc >> 8) ^ crc_table[(crc ^ data[i]) & 0xFFu];
     }
-    return ~crc;
+    return crc;
 }
 
 #endif
@@ -125,18 +124,36 @@ static const uint32_t crc_nibble[16] = {
     0x9B64C2B0u, 0x86D3D2D4u, 0xA00AE278u, 0xBDBDF21Cu,
 };
 
-uint32_t bridge_crc32(uint32_t crc, const uint8_t *data, size_t len)
+static uint32_t crc_update(uint32_t crc, const uint8_t *data, size_t len)
 {
     size_t i;
-    crc = ~crc;
     for (i = 0; i < len; i++) {
         crc ^= data[i];
         crc = (crc >> 4) ^ crc_nibble[crc & 0x0Fu];
         crc = (crc >> 4) ^ crc_nibble[crc & 0x0Fu];
     }
-    return ~crc;
+    return crc;
 }
 
 #else
 #error "BRIDGE_CRC_TABLE must be 16, 256 or 2048"
 #endif
+
+static bridge_crc32_fold_fn crc_fold;
+
+void bridge_crc32_use_fold(bridge_crc32_fold_fn fn)
+{
+    crc_fold = fn;
+}
+
+uint32_t bridge_crc32(uint32_t crc, const uint8_t *data, size_t len)
+{
+    crc = ~crc;
+    if (crc_fold != NULL && len >= BRIDGE_CRC32_FOLD_MIN) {
+        size_t n = len & ~(size_t)15u;
+        crc = crc_fold(crc, data, n);
+        data += n;
+        len -= n;
+    }
+    return ~crc_update(crc, data, len);
+}

@@ -2,7 +2,11 @@
  * pseudo-terminal (default) or a TCP socket on 127.0.0.1 (docs/protocol.md 9).
  *
  *   bridge-virtual [--pty] [--link PATH] [--tcp PORT] [--uid HEX] [--auth-key HEX]
- *                  [--frame-limit N] [--portable-sha256]
+ *                  [--frame-limit N] [--portable]
+ *
+ * --portable keeps the library's own CRC-32 and SHA-256 code; by default the CPU's
+ * carry-less multiply and SHA instructions stand in for a board's CRC unit and hash engine
+ * (accel.h), each checked against the portable code at start-up.
  *
  * The first line on stdout is the URL to connect to; after a simulated replug
  * (SIGUSR1) the new URL is printed on another line.
@@ -27,7 +31,7 @@
 #include <unistd.h>
 
 #include "bridge.h"
-#include "sha256_accel.h"
+#include "accel.h"
 
 #define FW_VERSION "virtual-1.0.0"
 #define RING_SIZE 65536u
@@ -616,7 +620,7 @@ static int usage(const char *why)
     fprintf(stderr,
             "bridge-virtual: %s\n"
             "usage: bridge-virtual [--pty] [--link PATH] [--tcp PORT] [--uid HEX] "
-            "[--auth-key HEX] [--frame-limit N] [--portable-sha256]\n",
+            "[--auth-key HEX] [--frame-limit N] [--portable]\n",
             why);
     return 2;
 }
@@ -629,7 +633,7 @@ int main(int argc, char **argv)
     sigset_t block, orig;
     long tcp_port = -1;
     long frame_limit = 1024;
-    int portable_sha = 0;
+    int portable = 0;
     int i;
 
     memset(&port, 0, sizeof(port));
@@ -645,13 +649,13 @@ int main(int argc, char **argv)
         if (strcmp(a, "--pty") == 0) {
             continue;
         }
-        if (strcmp(a, "--portable-sha256") == 0) {
-            portable_sha = 1;
+        if (strcmp(a, "--portable") == 0) {
+            portable = 1;
             continue;
         }
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             printf("usage: bridge-virtual [--pty] [--link PATH] [--tcp PORT] [--uid HEX] "
-                   "[--auth-key HEX] [--frame-limit N] [--portable-sha256]\n");
+                   "[--auth-key HEX] [--frame-limit N] [--portable]\n");
             return 0;
         }
         if (v == NULL) {
@@ -692,8 +696,9 @@ int main(int argc, char **argv)
         }
     }
 
-    if (!portable_sha) {
+    if (!portable) {
         (void)sha256_accel_install(); /* the SHA extensions where the CPU has them */
+        (void)crc32_accel_install();  /* carry-less multiply where the CPU has it */
     }
     clock_gettime(CLOCK_MONOTONIC, &dev.t0);
     dev.urandom_fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);

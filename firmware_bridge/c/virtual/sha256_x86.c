@@ -4,7 +4,7 @@
  * SHA accelerator (bridge_sha256_use_blocks). It is compiled only for x86-64 with GCC or
  * clang, used only when the CPU reports the SHA extensions, and checked against the portable
  * code at start-up before it is used. */
-#include "sha256_accel.h"
+#include "accel.h"
 
 #include <string.h>
 
