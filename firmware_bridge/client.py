@@ -435,30 +435,35 @@ class Bridge:
                 f"{name}: {len(args)} bytes of arguments exceed this session's frame limit "
                 f"({self.max_payload - 2} bytes); use upload() for large data"
             )
-        with self._session_cond:
+        lock = self._lock  # the lock of _session_cond, taken directly: cheaper than the Condition
+        with lock:
             # A sliding window over call ids, not just a count: while the oldest call is still
             # open, at most window - 1 newer ids exist, so the device's cache of recent calls
             # (at least 8) still holds it and a retransmit can never be answered STALE.
             info = self.info
-            window = max(1, min(info.rx_window, DEVICE_CALL_CACHE))
-            while self._pending and self._next_call_id - min(self._pending) >= window:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise BridgeTimeout(f"{name}: {window} calls already in flight for {timeout}s")
-                self._window_waiters += 1
-                try:
-                    self._session_cond.wait(remaining)
-                finally:
-                    self._window_waiters -= 1
+            pending_calls = self._pending
+            if pending_calls:
+                window = max(1, min(info.rx_window, DEVICE_CALL_CACHE))
+                while pending_calls and self._next_call_id - min(pending_calls) >= window:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise BridgeTimeout(
+                            f"{name}: {window} calls already in flight for {timeout}s"
+                        )
+                    self._window_waiters += 1
+                    try:
+                        self._session_cond.wait(remaining)
+                    finally:
+                        self._window_waiters -= 1
             call_id = self._next_call_id
             if call_id > 0xFFFFFFFF:
                 raise ProtocolError(
                     f"{self.url}: all 2**32 call ids of this bridge are used; reopen it"
                 )
-            self._next_call_id += 1
-            pending = _PendingCall(call_id, name, self.info.epoch)
-            self._pending[call_id] = pending
-            direct = len(self._pending) == 1 and self._pollable is not None
+            self._next_call_id = call_id + 1
+            pending = _PendingCall(call_id, name, info.epoch)
+            pending_calls[call_id] = pending
+            direct = len(pending_calls) == 1 and self._pollable is not None
             if direct:
                 self._direct_callers += 1
             self._calls += 1
@@ -498,8 +503,8 @@ class Bridge:
             if not resent and pending.error is None:  # Karn: only unambiguous samples
                 self.rtt.sample(time.monotonic() - sent_at)
         finally:
-            with self._session_cond:
-                self._pending.pop(call_id, None)
+            with lock:
+                pending_calls.pop(call_id, None)
                 if direct:
                     self._direct_callers -= 1
                     self._direct_idle_since = time.monotonic()

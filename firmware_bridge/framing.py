@@ -188,6 +188,9 @@ _PRINTABLE = bytes(range(0x20, 0x7F)) + b"\t\r\n"
 _AUTH_FLAG = int(Flags.AUTH)
 #: zlib.crc32(body + crc32(body) as 4 little-endian bytes), the same for every body.
 _CRC_RESIDUE = 0x2144DF1C
+# Header and Frame built with tuple.__new__ straight from the fields: the NamedTuple
+# constructors add a Python call each, on the path of every frame received.
+_tuple_new = tuple.__new__
 _PRINTABLE_BYTE = tuple(b in _PRINTABLE for b in range(256))
 
 
@@ -328,7 +331,7 @@ class FrameDecoder:
         if n > self.frame_limit:
             st.oversize += 1
             return
-        header = Header._make(HEADER_STRUCT.unpack_from(body))
+        header: Header = _tuple_new(Header, HEADER_STRUCT.unpack_from(body))
         if header.flags & _AUTH_FLAG:
             if n < MIN_BODY + AUTH_TRAILER_SIZE:
                 st.short_frames += 1
@@ -337,7 +340,7 @@ class FrameDecoder:
             trailer = AuthTrailer(
                 int.from_bytes(body[end : end + 4], "little"), body[end + 4 : n - CRC_SIZE]
             )
-            out.append(Frame(header, body[HEADER_SIZE:end], trailer, body[:end]))
+            out.append(_tuple_new(Frame, (header, body[HEADER_SIZE:end], trailer, body[:end])))
         else:
-            out.append(Frame(header, body[HEADER_SIZE : n - CRC_SIZE], None, b""))
+            out.append(_tuple_new(Frame, (header, body[HEADER_SIZE : n - CRC_SIZE], None, b"")))
         st.frames += 1
