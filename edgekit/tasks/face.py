@@ -158,9 +158,20 @@ def sigmoid(logits: npt.ArrayLike, clip: float | None = None) -> F32:
         return np.asarray(1.0 / (1.0 + np.exp(-x)), dtype=np.float32)
 
 
-def decode_raw_boxes(regressors: npt.ArrayLike, anchors: F32, box_scale: float) -> F32:
-    """Turn ``[N, 4 + 2K]`` regressor rows into ``[N, 4 + 2K]`` rows
-    ``(x1, y1, x2, y2, kx0, ky0, ...)``, normalised to the model input."""
+def _logit_floor(threshold: float) -> float:
+    """A logit below which :func:`sigmoid` scores stay under ``threshold``.
+
+    It sits a little (a relative 1e-6 of the score) below the exact boundary, so the float32
+    rounding of the scores never lets a logit under it pass; ``-inf`` when any logit may pass.
+    """
+    below = min(threshold, float(np.float32(threshold))) * (1.0 - 1e-6)
+    if not 0.0 < below < 1.0:
+        return -math.inf
+    return math.log(below / (1.0 - below))
+
+
+def _regressor_rows(regressors: npt.ArrayLike, anchors: F32) -> F32:
+    """``regressors`` as ``[N, 4 + 2K]`` float32 rows, checked against the ``N`` anchors."""
     raw = np.asarray(regressors, dtype=np.float32)
     if raw.ndim == 3 and raw.shape[0] == 1:
         raw = raw[0]
@@ -170,16 +181,23 @@ def decode_raw_boxes(regressors: npt.ArrayLike, anchors: F32, box_scale: float) 
             f"{anchors.shape[0]} anchors, got {list(np.shape(regressors))}; check that the "
             "anchor options belong to this model"
         )
-    ax, ay, aw, ah = anchors[:, 0:1], anchors[:, 1:2], anchors[:, 2:3], anchors[:, 3:4]
-    cx = raw[:, 0:1] / box_scale * aw + ax
-    cy = raw[:, 1:2] / box_scale * ah + ay
-    w = raw[:, 2:3] / box_scale * aw
-    h = raw[:, 3:4] / box_scale * ah
-    kx = raw[:, 4::2] / box_scale * aw + ax
-    ky = raw[:, 5::2] / box_scale * ah + ay
-    kps = np.stack([kx, ky], axis=2).reshape(len(raw), -1)
-    out = np.concatenate([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2, kps], axis=1)
+    return raw
+
+
+def _decode_rows(raw: F32, anchors: F32, box_scale: float) -> F32:
+    # (x, y) pairs: box centre, box size, then the keypoints; all scale with the anchor size.
+    pairs = raw.reshape(len(raw), -1, 2) / box_scale * anchors[:, None, 2:4]
+    pairs[:, 0] += anchors[:, 0:2]
+    pairs[:, 2:] += anchors[:, None, 0:2]
+    centre, half = pairs[:, 0], pairs[:, 1] / 2
+    out = np.concatenate([centre - half, centre + half, pairs[:, 2:].reshape(len(raw), -1)], axis=1)
     return np.asarray(out, dtype=np.float32)
+
+
+def decode_raw_boxes(regressors: npt.ArrayLike, anchors: F32, box_scale: float) -> F32:
+    """Turn ``[N, 4 + 2K]`` regressor rows into ``[N, 4 + 2K]`` rows
+    ``(x1, y1, x2, y2, kx0, ky0, ...)``, normalised to the model input."""
+    return _decode_rows(_regressor_rows(regressors, anchors), anchors, box_scale)
 
 
 def decode_faces(
@@ -202,19 +220,28 @@ def decode_faces(
     Returns:
         Faces, best first, with six keypoints each.
     """
-    rows = decode_raw_boxes(regressors, anchors, config.box_scale)
+    raw = _regressor_rows(regressors, anchors)
     logits = np.asarray(classificators, dtype=np.float32).reshape(-1)
-    if logits.shape[0] != rows.shape[0]:
+    if logits.shape[0] != raw.shape[0]:
         raise TaskInputError(
-            f"classificators hold {logits.shape[0]} scores for {rows.shape[0]} anchors; "
+            f"classificators hold {logits.shape[0]} scores for {raw.shape[0]} anchors; "
             "pass the [1, N, 1] score output next to the [1, N, 16] regressors"
         )
-    if rows.shape[1] != 4 + 2 * config.num_keypoints:
+    if raw.shape[1] != 4 + 2 * config.num_keypoints:
         raise TaskInputError(
-            f"regressors rows have {rows.shape[1]} values, expected 4 + 2 x "
+            f"regressors rows have {raw.shape[1]} values, expected 4 + 2 x "
             f"{config.num_keypoints} keypoints; set FaceDetectorConfig.num_keypoints"
         )
-    scores = sigmoid(logits, config.score_clip)
+    # Nearly every anchor scores far below the threshold: only those that may reach it get the
+    # sigmoid and a box. Clipping cannot lift a logit over a floor above -score_clip.
+    floor = _logit_floor(config.score_threshold)
+    if floor <= -config.score_clip:
+        floor = -math.inf
+    picked = np.flatnonzero(logits >= floor)
+    if not len(picked):
+        return []
+    rows = _decode_rows(raw[picked], anchors[picked], config.box_scale)
+    scores = sigmoid(logits[picked], config.score_clip)
     valid = (
         (scores >= config.score_threshold) & (rows[:, 2] > rows[:, 0]) & (rows[:, 3] > rows[:, 1])
     )
@@ -238,7 +265,7 @@ def decode_faces(
         box = Box(float(x1), float(y1), float(x2), float(y2), normalized=normalized)
         kps = tuple((float(x), float(y)) for x, y in points[i, 2:])
         faces.append(Detection(box, float(scores[idx]), 0, "face", kps))
-    log.debug("decoded %d faces from %d candidates", len(faces), int(valid.sum()))
+    log.debug("decoded %d faces from %d candidates", len(faces), len(rows))
     return faces
 
 

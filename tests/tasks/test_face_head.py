@@ -12,6 +12,7 @@ from edgekit.tasks.face import (
     FULL_RANGE_ANCHORS,
     SHORT_RANGE_ANCHORS,
     FaceDetectionHead,
+    FaceDetectorConfig,
     decode_faces,
     ssd_anchors,
 )
@@ -136,3 +137,26 @@ def test_mismatched_outputs_are_rejected() -> None:
         )
     with pytest.raises(TaskInputError, match="no 'classificators'"):
         head.decode({"regressors": np.zeros((1, 896, 16))}, context)
+
+
+@pytest.mark.parametrize(("threshold", "clip"), [(0.5, 100.0), (0.75, 100.0), (0.999, 100.0),
+                                                 (1e-6, 10.0), (0.5, 1e-3)])  # fmt: skip
+def test_only_scores_at_or_over_the_threshold_survive(threshold: float, clip: float) -> None:
+    # One small box per anchor on a 32 x 28 grid, too far apart to merge; logits on both sides of
+    # the threshold, a few float32 steps apart, so skipping the hopeless anchors changes nothing.
+    cells = np.arange(896)
+    anchors = np.stack(
+        [(cells % 32 + 0.5) / 32, (cells // 32 + 0.5) / 28, np.ones(896), np.ones(896)], axis=1
+    ).astype(np.float32)
+    regressors = np.zeros((1, len(anchors), 16), dtype=np.float32)
+    regressors[0, :, 2:4] = 1.0
+    boundary = np.float32(np.log(threshold / (1.0 - threshold)))
+    steps = np.arange(len(anchors)) - len(anchors) // 2
+    logits = boundary + steps.astype(np.float32) * max(abs(float(boundary)), 1.0) * 1e-6
+    logits[::7] = -200.0
+    config = FaceDetectorConfig(score_threshold=threshold, score_clip=clip, iou_threshold=0.99)
+    faces = decode_faces(regressors, logits[None, :, None], anchors, config)
+    clipped = np.clip(logits.astype(np.float64), -clip, clip)
+    scores = (1.0 / (1.0 + np.exp(-clipped))).astype(np.float32)
+    expected = np.sort(scores[scores >= threshold])[::-1]
+    np.testing.assert_array_equal([face.score for face in faces], expected)
