@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 
 F32 = npt.NDArray[np.float32]
 
+#: The model's input value of each uint8 level: the same floats as ``image / 127.5 - 1``, looked
+#: up in one pass instead of computed in three.
+_UNIT_RANGE: F32 = np.arange(256, dtype=np.float32) / 127.5 - 1.0
+
 
 @dataclass(frozen=True)
 class SsdAnchorOptions:
@@ -352,10 +356,13 @@ class FaceDetectionHead:
 
     def prepare(self, image: npt.NDArray[np.uint8]) -> tuple[dict[str, F32], Letterbox]:
         """Letterbox an ``[H, W, 3]`` uint8 image into a ``[1, h, w, 3]`` RGB tensor in [-1, 1]."""
+        import cv2
+
         opts = self.config.anchors
         canvas, info = letterbox(image, opts.input_width, opts.input_height)
-        canvas = to_order(canvas, self.color_order, "RGB")
-        tensor = (canvas.astype(np.float32) / 127.5 - 1.0)[None]
+        if to_order(canvas, self.color_order, "RGB") is not canvas:
+            cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB, dst=canvas)  # the canvas is a new array
+        tensor = np.asarray(cv2.LUT(canvas, _UNIT_RANGE), dtype=np.float32)[None]
         return {self.input_name: tensor}, info
 
     def decode(self, outputs: Mapping[str, npt.ArrayLike], context: Letterbox) -> list[Detection]:

@@ -100,10 +100,12 @@ def letterbox(
     resized = cv2.resize(src, (new_w, new_h), interpolation=interp)
     pad_left = (width - new_w) // 2
     pad_top = (height - new_h) // 2
-    canvas = np.zeros((height, width, src.shape[2]), dtype=np.uint8)
-    canvas[pad_top : pad_top + new_h, pad_left : pad_left + new_w] = resized
+    pad_bottom, pad_right = height - new_h - pad_top, width - new_w - pad_left
+    canvas = cv2.copyMakeBorder(
+        resized, pad_top, pad_bottom, pad_left, pad_right, cv2.BORDER_CONSTANT, value=0
+    )
     info = Letterbox(src_w, src_h, width, height, new_w / src_w, new_h / src_h, pad_left, pad_top)
-    return canvas, info
+    return np.asarray(canvas, dtype=np.uint8), info
 
 
 def normalize_chw(
