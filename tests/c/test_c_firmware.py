@@ -530,15 +530,21 @@ def _bulk_into_fw_slot(link: Link) -> None:
     win = link.wait_for(BULK, WINDOW)
     offset, credit = struct.unpack("<II", win.payload)
     assert offset == 0 and credit == 4 * (1024 - 16 - 4)
-    sent = 0
+    # a sender that keeps within the credit, as docs/protocol.md 6 asks: the device must grant
+    # more before it runs out (it does once half is used), or this waits in vain
+    sent, limit, windows = 0, credit, 0
     while sent < len(image):
-        chunk = image[sent : sent + 1000]
+        if sent >= limit:
+            win = link.wait_for(BULK, WINDOW)
+            offset, credit = struct.unpack("<II", win.payload)
+            assert offset <= sent and credit > 0
+            limit, windows = offset + credit, windows + 1
+            continue
+        chunk = image[sent : min(sent + 1000, limit)]
         link.send(BULK, DATA, struct.pack("<I", sent) + chunk, id_=5)
         sent += len(chunk)
-        if sent < len(image):
-            win = link.wait_for(BULK, WINDOW)
-            assert struct.unpack_from("<I", win.payload)[0] == sent
     end = link.wait_for(BULK, END)
+    assert windows >= 3  # 20 kB through a 4 kB credit
     assert struct.unpack("<HI", end.payload) == (OK, len(image))
     slot = link.call(1, 0x130).payload[2:]
     assert struct.unpack_from("<I", slot)[0] == len(image) and slot[4:36] == sha and slot[36] == 1
@@ -760,9 +766,10 @@ def test_bulk_transfer_resumes_after_replug(virtual_binary: Path, tmp_path: Path
         lk.hello()
         lk.send(BULK, BEGIN, begin, id_=1)
         assert struct.unpack("<II", lk.wait_for(BULK, WINDOW).payload)[0] == 0
-        for offset in range(0, 3000, 1000):
+        for offset in range(0, 3000, 1000):  # within the credit of 4 frames
             lk.send(BULK, DATA, struct.pack("<I", offset) + image[offset : offset + 1000], id_=1)
-            lk.wait_for(BULK, WINDOW)
+        # the device grants more once half the credit is used: here, after the third chunk
+        assert struct.unpack("<II", lk.wait_for(BULK, WINDOW).payload)[0] == 3000
         dev.proc.send_signal(signal.SIGUSR1)  # unplug mid-transfer
         dev.read_line()
         os.close(lk.fd)

@@ -131,7 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const bridge_method_t methods[] = {{0x100, "echo", m_echo}};
     static const bridge_stream_def_t streams[] = {{1, "imu", 12, 2000, sample}};
     static const bridge_bulk_target_t targets[] = {
-        {"fw0", sizeof(slot), NULL, slot_write, NULL, NULL}};
+        {"fw0", sizeof(slot), NULL, slot_write, NULL, NULL, NULL}};
     bridge_config_t cfg;
     bridge_port_t port;
     size_t chunk, off;

@@ -82,9 +82,14 @@ typedef struct bridge_bulk_target {
     bridge_status_t (*begin)(void *ctx, uint32_t total, const uint8_t sha256[32]);
     /* Data in order: offset is always the previous offset + len. */
     bridge_status_t (*write)(void *ctx, uint32_t offset, const uint8_t *data, size_t len);
-    /* All bytes arrived; status is BRIDGE_OK or BRIDGE_INTEGRITY. */
+    /* All bytes arrived; status is BRIDGE_OK, BRIDGE_INTEGRITY or what digest() answered. */
     void (*end)(void *ctx, bridge_status_t status, uint32_t total, const uint8_t sha256[32]);
     void *ctx;
+    /* Optional. A target that hashes what it stores itself (a hash engine fed by DMA, or the
+     * flash read back) sets this: the library then leaves DATA unhashed and, after the last
+     * byte, compares the announced SHA-256 with what this writes to out (the SHA-256 of bytes
+     * 0..total). Any status other than BRIDGE_OK ends the transfer with that status. */
+    bridge_status_t (*digest)(void *ctx, uint32_t total, uint8_t out[32]);
 } bridge_bulk_target_t;
 
 typedef struct bridge_config {
@@ -143,6 +148,7 @@ typedef struct bridge_bulk_state {
     uint32_t id;
     uint32_t total;
     uint32_t offset;
+    uint32_t granted;   /* offset + credit of the last WINDOW */
     uint8_t sha256[32];
     uint8_t name_len;
     char name[BRIDGE_BULK_NAME_MAX];

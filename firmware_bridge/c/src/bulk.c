@@ -8,19 +8,28 @@ static size_t data_per_frame(const bridge_t *b)
     return bridge_payload_cap(b) - 4u;
 }
 
+static uint32_t credit_bytes(const bridge_t *b)
+{
+    return (uint32_t)data_per_frame(b) * BRIDGE_BULK_CREDIT_FRAMES;
+}
+
 static void send_window(bridge_t *b, const bridge_header_t *req)
 {
     bridge_header_t h;
     uint8_t *p = bridge_tx_payload(b);
-    uint64_t credit = (uint64_t)data_per_frame(b) * BRIDGE_BULK_CREDIT_FRAMES;
+    uint32_t credit = credit_bytes(b);
     uint32_t left = b->bulk.total - b->bulk.offset;
+    if (credit > left) {
+        credit = left;
+    }
+    b->bulk.granted = b->bulk.offset + credit;
     memset(&h, 0, sizeof(h));
     h.channel = BRIDGE_CH_BULK;
     h.type = BRIDGE_T_WINDOW;
     h.ack = req->seq;
     h.id = b->bulk.id;
     bridge_put_u32(p, b->bulk.offset);
-    bridge_put_u32(p + 4, credit < left ? (uint32_t)credit : left);
+    bridge_put_u32(p + 4, credit);
     (void)bridge_send_body(b, &h, 8);
 }
 
@@ -153,17 +162,31 @@ static void handle_data(bridge_t *b, const bridge_header_t *h, const uint8_t *p,
         send_end(b, h, s->id, (uint16_t)st, s->offset);
         return;
     }
-    bridge_sha256_update(&s->hash, p + 4, len);
+    if (t->digest == NULL) {
+        bridge_sha256_update(&s->hash, p + 4, len);
+    }
     s->offset += (uint32_t)len;
     if (s->offset < s->total) {
-        send_window(b, h);
+        /* A new WINDOW once half the credit is used (docs/protocol.md 6): half the frames
+         * back, and the sender still holds half a window of credit when it arrives. */
+        if (s->offset >= s->granted || s->granted - s->offset <= credit_bytes(b) / 2u) {
+            send_window(b, h);
+        }
         return;
     }
     {
         uint8_t digest[BRIDGE_SHA256_SIZE];
-        bridge_sha256_final(&s->hash, digest);
+        st = BRIDGE_OK;
+        if (t->digest != NULL) {
+            st = t->digest(t->ctx, s->total, digest);
+        } else {
+            bridge_sha256_final(&s->hash, digest);
+        }
         s->done = 1;
-        s->end_status = bridge_ct_equal(digest, s->sha256, 32) ? BRIDGE_OK : BRIDGE_INTEGRITY;
+        if (st == BRIDGE_OK) {
+            st = bridge_ct_equal(digest, s->sha256, 32) ? BRIDGE_OK : BRIDGE_INTEGRITY;
+        }
+        s->end_status = (uint16_t)st;
         if (t->end != NULL) {
             t->end(t->ctx, (bridge_status_t)s->end_status, s->total, s->sha256);
         }

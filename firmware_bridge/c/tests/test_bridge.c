@@ -618,8 +618,22 @@ static const bridge_method_t methods[] = {
     {0x100, "t.count", m_count}, {0x101, "t.liar", m_liar}, {0x102, "t.reboot", m_reboot},
     {0x103, "t.null", NULL}};
 static const bridge_stream_def_t streams[] = {{1, "imu", 12, 2000, sample_imu}};
+/* fw1 hashes what it stored itself (bridge_bulk_target_t.digest), as a board with a hash
+ * engine or one that reads its flash back does. */
+static int digest_calls;
+static bridge_status_t digest_answer = BRIDGE_OK;
+
+static bridge_status_t slot_digest(void *ctx, uint32_t total, uint8_t out[32])
+{
+    (void)ctx;
+    digest_calls++;
+    bridge_sha256(slot, total, out);
+    return digest_answer;
+}
+
 static const bridge_bulk_target_t targets[] = {
-    {"fw0", sizeof(slot), slot_begin, slot_write, slot_end, NULL}};
+    {"fw0", sizeof(slot), slot_begin, slot_write, slot_end, NULL, NULL},
+    {"fw1", sizeof(slot), slot_begin, slot_write, slot_end, NULL, slot_digest}};
 static const uint8_t auth_key[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
 
 static bridge_t dev;
@@ -637,7 +651,7 @@ static void make_config(bridge_config_t *cfg, int with_auth)
     cfg->streams = streams;
     cfg->n_streams = 1;
     cfg->bulk_targets = targets;
-    cfg->n_bulk_targets = 1;
+    cfg->n_bulk_targets = 2;
     if (with_auth) {
         cfg->auth_key = auth_key;
         cfg->auth_key_len = sizeof(auth_key);
@@ -1079,6 +1093,65 @@ static const rxframe_t *bulk_reply(void)
     return NULL;
 }
 
+static void send_image(uint32_t id, const uint8_t *image, size_t len, size_t chunk)
+{
+    size_t off = 0;
+    while (off < len) {
+        size_t n = len - off < chunk ? len - off : chunk;
+        bulk_data(id, (uint32_t)off, image + off, n);
+        off += n;
+    }
+}
+
+static void test_bulk_target_digest(void)
+{
+    bridge_config_t cfg;
+    static uint8_t image[4000];
+    uint8_t sha[32], wrong[32];
+    const rxframe_t *r;
+    const size_t chunk = 1024 - 16 - 4;
+    size_t i;
+
+    for (i = 0; i < sizeof(image); i++) {
+        image[i] = (uint8_t)(i * 13 + 5);
+    }
+    bridge_sha256(image, sizeof(image), sha);
+    memcpy(wrong, sha, 32);
+    wrong[31] ^= 0x80;
+    reset_port();
+    make_config(&cfg, 0);
+    CHECK(bridge_init(&dev, &cfg, &test_port, NULL) == 0, "init");
+    hello(&dev, 1, 1, 1024);
+    take();
+
+    digest_calls = 0;
+    digest_answer = BRIDGE_OK;
+    bulk_begin(21, sizeof(image), sha, "fw1");
+    (void)bulk_reply();
+    send_image(21, image, sizeof(image), chunk);
+    r = bulk_reply();
+    CHECK(r != NULL && r->h.type == BRIDGE_T_END && bridge_get_u16(r->p) == BRIDGE_OK &&
+              digest_calls == 1 && slot_end_status == BRIDGE_OK,
+          "a target's own digest: END OK, asked once");
+
+    bulk_begin(22, sizeof(image), wrong, "fw1");
+    (void)bulk_reply();
+    send_image(22, image, sizeof(image), chunk);
+    r = bulk_reply();
+    CHECK(r != NULL && r->h.type == BRIDGE_T_END && bridge_get_u16(r->p) == BRIDGE_INTEGRITY &&
+              slot_end_status == BRIDGE_INTEGRITY,
+          "a target's digest that differs: END INTEGRITY");
+
+    digest_answer = BRIDGE_INTERNAL;
+    bulk_begin(23, sizeof(image), sha, "fw1");
+    (void)bulk_reply();
+    send_image(23, image, sizeof(image), chunk);
+    r = bulk_reply();
+    CHECK(r != NULL && r->h.type == BRIDGE_T_END && bridge_get_u16(r->p) == BRIDGE_INTERNAL,
+          "a target's digest that fails: END with its status");
+    digest_answer = BRIDGE_OK;
+}
+
 static void test_bulk(void)
 {
     bridge_config_t cfg;
@@ -1121,9 +1194,13 @@ static void test_bulk(void)
           "BEGIN answered with WINDOW(0, 4 frames)");
     bulk_data(6, 0, image, chunk);
     r = bulk_reply();
-    CHECK(r != NULL && r->h.type == BRIDGE_T_WINDOW && bridge_get_u32(r->p) == chunk,
-          "WINDOW advances");
-    off = (uint32_t)chunk;
+    CHECK(r == NULL, "no WINDOW while more than half the credit is left");
+    bulk_data(6, (uint32_t)chunk, image + chunk, chunk);
+    r = bulk_reply();
+    CHECK(r != NULL && r->h.type == BRIDGE_T_WINDOW && bridge_get_u32(r->p) == 2 * chunk &&
+              bridge_get_u32(r->p + 4) == sizeof(image) - 2 * chunk,
+          "WINDOW once half the credit is used: advances, credit up to the end");
+    off = (uint32_t)(2 * chunk);
     bulk_data(6, 17, image + 17, 100);
     r = bulk_reply();
     CHECK(r != NULL && r->h.type == BRIDGE_T_WINDOW && bridge_get_u32(r->p) == off,
@@ -1361,6 +1438,7 @@ int main(int argc, char **argv)
     test_stream_rate_2k();
     test_log();
     test_bulk();
+    test_bulk_target_digest();
     test_auth();
     printf("%d vector rows, %d checks, %d failures (sizeof(bridge_t) = %u bytes)\n", rows, checks,
            failures, (unsigned)sizeof(bridge_t));

@@ -449,7 +449,7 @@ static void slot_end(void *ctx, bridge_status_t status, uint32_t total, const ui
 }
 
 static const bridge_bulk_target_t targets[] = {
-    {"fw0", SLOT_MAX, slot_begin, slot_write, slot_end, NULL}};
+    {"fw0", SLOT_MAX, slot_begin, slot_write, slot_end, NULL, NULL}};
 
 /* ---- link management --------------------------------------------------- */
 
