@@ -26,7 +26,6 @@ from .messages import (
     Channel,
     Status,
     pack_begin,
-    pack_bulk_data,
     status_name,
     unpack_end,
     unpack_window,
@@ -146,7 +145,7 @@ class _Sender:
             return
         total = len(self.data)
         ahead = self.ahead
-        frames: list[bytes | tuple[int, bytes]] = []
+        frames: list[bytes | tuple[int, memoryview]] = []
         for off in range(self.next_offset, end, self.chunk):
             stop = min(off + self.chunk, end)
             while ahead and ahead[0][0] < off:
@@ -154,10 +153,10 @@ class _Sender:
             if ahead and ahead[0][0] == off and stop == min(off + self.chunk, total):
                 frames.append(ahead.popleft()[1])
             else:
-                frames.append((off, bytes(self.view[off:stop])))
+                frames.append((off, self.view[off:stop]))
         self.next_offset = end
         self.encode_at = max(self.encode_at, end)
-        self.bridge._send_bulk(BulkType.DATA, frames, id=self.tid, idle=self._encode_next)
+        self.bridge._send_bulk(frames, id=self.tid, idle=self._encode_next)
 
     def _encode_next(self) -> bool:
         """Encode the next frame past what was sent (caller holds the lock); False when
@@ -169,8 +168,9 @@ class _Sender:
         if self.bridge._auth is not None:
             return False  # a signed frame is signed when it is sent: its counter must not go back
         stop = min(off + self.chunk, total)
-        payload = pack_bulk_data(off, bytes(self.view[off:stop]))
-        self.ahead.append((off, self.bridge._encode_bulk(BulkType.DATA, payload, id=self.tid)))
+        self.ahead.append(
+            (off, self.bridge._encode_bulk_data(off, self.view[off:stop], id=self.tid))
+        )
         self.encode_at = stop
         return True
 

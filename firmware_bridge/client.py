@@ -35,6 +35,7 @@ from .messages import (
     MIN_BODY,
     NONCE_SIZE,
     PROTOCOL_VERSION,
+    BulkType,
     Channel,
     ControlType,
     DeviceInfo,
@@ -64,6 +65,8 @@ from .transport import (
 )
 from .transport.reset import ResetStrategy
 
+# A bulk DATA frame's header and offset, packed together ahead of its data.
+_BULK_DATA_HEAD = struct.Struct(HEADER_STRUCT.format + "I")
 logger = logging.getLogger(__name__)
 device_logger = logging.getLogger("firmware_bridge.device")
 
@@ -660,18 +663,32 @@ class Bridge:
             header, trailer = self._auth.sign(header, payload)
         return encode_frame(header, payload, trailer, frame_limit=self._session_limit or None)
 
+    def _encode_bulk_data(self, offset: int, data: memoryview, *, id: int) -> bytes:
+        """One bulk DATA frame of data at offset (see _encode_bulk). Unsigned, the data is
+        copied once, into the frame body, which gets its CRC in place before COBS."""
+        if self._auth is not None:
+            return self._encode_bulk(BulkType.DATA, pack_bulk_data(offset, bytes(data)), id=id)
+        seq = self._tx_seq[Channel.BULK]
+        self._tx_seq[Channel.BULK] = (seq + 1) & 0xFFFF
+        body = bytearray(
+            _BULK_DATA_HEAD.pack(
+                PROTOCOL_VERSION, 0, Channel.BULK, BulkType.DATA, seq, 0, id, offset
+            )
+        )
+        body += data
+        return encode_body(body, self._session_limit)
+
     def _send_bulk(
         self,
-        msg_type: int,
-        frames: list[bytes | tuple[int, bytes]],
+        frames: list[bytes | tuple[int, memoryview]],
         *,
         id: int,
         idle: Callable[[], bool] | None = None,
     ) -> None:
-        """Write bulk frames: encoded frames as they are, (offset, data) pairs encoded here
-        (signed when the session signs). Each frame goes out as soon as it is encoded; while the
-        link is full, `idle` does other work (encoding the frames after these) and returns False
-        once it has none, and only then does this wait for the link."""
+        """Write bulk DATA frames: encoded frames as they are, (offset, data) pairs encoded
+        here (signed when the session signs). Each frame goes out as soon as it is encoded;
+        while the link is full, `idle` does other work (encoding the frames after these) and
+        returns False once it has none, and only then does this wait for the link."""
         with self._tx_lock:
             transport = self._transport
             if transport is None:
@@ -681,10 +698,7 @@ class Bridge:
                 partial = None  # a reconnect between the two reads: write plainly
             backlog = bytearray()
             for item in frames:
-                if isinstance(item, bytes):
-                    wire = item
-                else:
-                    wire = self._encode_bulk(msg_type, pack_bulk_data(*item), id=id)
+                wire = item if isinstance(item, bytes) else self._encode_bulk_data(*item, id=id)
                 if partial is None:
                     backlog += wire
                     continue

@@ -37,7 +37,7 @@ class _CobsDecodeError(Exception):
     pass
 
 
-def _py_cobs_encode(data: bytes) -> bytes:
+def _py_cobs_encode(data: bytes | bytearray) -> bytes:
     """Pure-Python COBS encoder, byte-identical to the `cobs` package."""
     out = bytearray()
     chunks = bytes(data).split(b"\x00")
@@ -84,7 +84,7 @@ try:
     from cobs import cobs as _cobs_mod
 
     _COBS_ERRORS: tuple[type[Exception], ...] = (_cobs_mod.DecodeError, _CobsDecodeError)
-    _cobs_encode: Callable[[bytes], bytes] = _cobs_mod.encode
+    _cobs_encode: Callable[[bytes | bytearray], bytes] = _cobs_mod.encode
     _cobs_decode: Callable[[bytes], bytes] = _cobs_mod.decode
     COBS_IMPLEMENTATION = "c-extension" if _cobs_mod._using_extension else "cobs-python"
 except ImportError:  # the pure-Python fallback keeps the bridge usable without the extra
@@ -145,9 +145,9 @@ def encode_frame(
     return encode_body(header.pack() + payload + auth.pack(), frame_limit or 0)
 
 
-def encode_body(body: bytes, frame_limit: int = 0) -> bytes:
+def encode_body(body: bytes | bytearray, frame_limit: int = 0) -> bytes:
     """Encode an unsigned frame from its header and payload bytes (the hot path of encode_frame);
-    a frame_limit of 0 checks nothing."""
+    a frame_limit of 0 checks nothing. A bytearray gets its CRC appended in place (no copy)."""
     body += zlib.crc32(body).to_bytes(4, "little")
     if frame_limit and len(body) > frame_limit:
         raise FrameError(
