@@ -91,7 +91,9 @@ class _Sender:
         self.last_window = -1
         self.last_rewind = 0.0
         self.rewinds = 0
-        self.heard = threading.Event()  # any frame of this transfer since the last look
+        # any frame of this transfer since the uploading thread last looked: a plain flag
+        # (one store per frame; an Event would take a lock and notify on every WINDOW)
+        self.heard = False
         self.wants_progress = False
         self.progress_at = 0.0
         self.ahead: deque[tuple[int, bytes]] = deque()  # (offset, wire), ascending offsets
@@ -100,7 +102,7 @@ class _Sender:
     # --- reader thread ----------------------------------------------------------------
 
     def deliver(self, msg_type: int, payload: bytes) -> None:
-        self.heard.set()
+        self.heard = True
         if msg_type != BulkType.WINDOW:
             self.events.put((msg_type, payload))
             return
@@ -246,8 +248,8 @@ def _run(sender: _Sender, progress: Progress | None, deadline: float) -> None:
         try:
             msg = sender.events.get(timeout=min(RESEND_AFTER, deadline - now))
         except queue.Empty:
-            if sender.heard.is_set():  # WINDOWs keep coming: the transfer is moving
-                sender.heard.clear()
+            if sender.heard:  # WINDOWs keep coming: the transfer is moving
+                sender.heard = False
                 continue
             sender.resend()
             continue
