@@ -30,20 +30,27 @@ blocks_shani(uint32_t state[8], const uint8_t *blocks, size_t count)
         const __m128i cdgh = st1;
         __m128i w[4];
         unsigned g;
+        for (g = 0; g < 4u; g++) {
+            w[g] = _mm_shuffle_epi8(
+                _mm_loadu_si128((const __m128i *)(const void *)(blocks + 16u * g)), bswap);
+        }
+        /* Unrolled, w[] lives in registers; the message schedule for the next group (W[g+1],
+         * which replaces W[g-3] in w[(g+1) & 3]) runs between the round pairs of this one,
+         * as in Intel's reference code, so neither waits for the other. */
+#if defined(__clang__)
+#pragma clang loop unroll(full)
+#else
+#pragma GCC unroll 16
+#endif
         for (g = 0; g < 16u; g++) {
-            __m128i msg;
-            if (g < 4u) {
-                w[g] = _mm_shuffle_epi8(
-                    _mm_loadu_si128((const __m128i *)(const void *)(blocks + 16u * g)), bswap);
-            } else {
-                /* w[g & 3] holds W[g-4], then W[g-3], W[g-2], W[g-1] follow. */
-                __m128i s = _mm_sha256msg1_epu32(w[g & 3u], w[(g + 1u) & 3u]);
-                s = _mm_add_epi32(s, _mm_alignr_epi8(w[(g + 3u) & 3u], w[(g + 2u) & 3u], 4));
-                w[g & 3u] = _mm_sha256msg2_epu32(s, w[(g + 3u) & 3u]);
-            }
-            msg = _mm_add_epi32(w[g & 3u],
-                                _mm_loadu_si128((const __m128i *)(const void *)&bridge_sha256_k[4u * g]));
+            __m128i msg = _mm_add_epi32(
+                w[g & 3u], _mm_loadu_si128((const __m128i *)(const void *)&bridge_sha256_k[4u * g]));
             st1 = _mm_sha256rnds2_epu32(st1, st0, msg);
+            if (g >= 3u && g < 15u) {
+                __m128i s = _mm_sha256msg1_epu32(w[(g + 1u) & 3u], w[(g + 2u) & 3u]);
+                s = _mm_add_epi32(s, _mm_alignr_epi8(w[g & 3u], w[(g + 3u) & 3u], 4));
+                w[(g + 1u) & 3u] = _mm_sha256msg2_epu32(s, w[g & 3u]);
+            }
             msg = _mm_shuffle_epi32(msg, 0x0E);
             st0 = _mm_sha256rnds2_epu32(st0, st1, msg);
         }
