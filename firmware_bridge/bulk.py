@@ -69,6 +69,9 @@ class UploadResult:
         return self.size / self.seconds if self.seconds > 0 else float("inf")
 
 
+_WINDOW = int(BulkType.WINDOW)  # a plain int on the per-frame path (IntEnum reads are slow)
+
+
 class _Sender:
     """Window state of one BEGIN..END exchange."""
 
@@ -103,7 +106,7 @@ class _Sender:
 
     def deliver(self, msg_type: int, payload: bytes) -> None:
         self.heard = True
-        if msg_type != BulkType.WINDOW:
+        if msg_type != _WINDOW:
             self.events.put((msg_type, payload))
             return
         try:

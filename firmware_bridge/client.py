@@ -65,6 +65,18 @@ from .transport import (
 )
 from .transport.reset import ResetStrategy
 
+# Hot-path constants as plain ints: on CPython 3.11 reading an IntEnum member costs about
+# 0.2 us, and the path of one call or one bulk frame used to read up to ten of them.
+_CH_CONTROL = int(Channel.CONTROL)
+_CH_RPC = int(Channel.RPC)
+_CH_BULK = int(Channel.BULK)
+_HELLO = int(ControlType.HELLO)
+_REQUEST = int(RpcType.REQUEST)
+_RESPONSE = int(RpcType.RESPONSE)
+_STREAM_DATA = int(StreamType.DATA)
+_BULK_DATA = int(BulkType.DATA)
+_OK = int(Status.OK)
+
 # A bulk DATA frame's header and offset, packed together ahead of its data.
 _BULK_DATA_HEAD = struct.Struct(HEADER_STRUCT.format + "I")
 logger = logging.getLogger(__name__)
@@ -475,7 +487,7 @@ class Bridge:
                 with contextlib.suppress(BlockingIOError):
                     os.write(self._wake_w, b"\x00")  # the reader leaves the link to us
             sent_at = time.monotonic()
-            seq = self._send(Channel.RPC, RpcType.REQUEST, payload, id=call_id)
+            seq = self._send(_CH_RPC, _REQUEST, payload, id=call_id)
             rto = self.rtt.rto
             rto_cap = min(MAX_RTO, rto * MAX_BACKOFF)
             resent = False
@@ -516,7 +528,7 @@ class Bridge:
         if pending.error is not None:
             self._failed += 1
             raise pending.error
-        if pending.status != Status.OK:
+        if pending.status != _OK:
             raise RemoteError(pending.status, status_name(pending.status), name, pending.result)
         return pending.result
 
@@ -668,12 +680,10 @@ class Bridge:
         copied once, into the frame body, which gets its CRC in place before COBS."""
         if self._auth is not None:
             return self._encode_bulk(BulkType.DATA, pack_bulk_data(offset, bytes(data)), id=id)
-        seq = self._tx_seq[Channel.BULK]
-        self._tx_seq[Channel.BULK] = (seq + 1) & 0xFFFF
+        seq = self._tx_seq[_CH_BULK]
+        self._tx_seq[_CH_BULK] = (seq + 1) & 0xFFFF
         body = bytearray(
-            _BULK_DATA_HEAD.pack(
-                PROTOCOL_VERSION, 0, Channel.BULK, BulkType.DATA, seq, 0, id, offset
-            )
+            _BULK_DATA_HEAD.pack(PROTOCOL_VERSION, 0, _CH_BULK, _BULK_DATA, seq, 0, id, offset)
         )
         body += data
         return encode_body(body, self._session_limit)
@@ -929,7 +939,7 @@ class Bridge:
 
     def _dispatch(self, frame: Frame, now_ns: int) -> None:
         header = frame.header
-        if header.channel == Channel.CONTROL and header.type == ControlType.HELLO:
+        if header.channel == _CH_CONTROL and header.type == _HELLO:
             self._on_hello(frame)
             return
         auth = self._auth
@@ -1009,7 +1019,7 @@ class Bridge:
             logger.warning("%s reports protocol error %d: %s", self.url, code, text)
 
     def _on_rpc(self, frame: Frame, now_ns: int) -> None:
-        if frame.header.type != RpcType.RESPONSE:
+        if frame.header.type != _RESPONSE:
             return
         try:
             status, result = unpack_response(frame.payload)
@@ -1026,7 +1036,7 @@ class Bridge:
             pending.set()
 
     def _on_stream(self, frame: Frame, now_ns: int) -> None:
-        if frame.header.type != StreamType.DATA:
+        if frame.header.type != _STREAM_DATA:
             return
         stream = self._streams.get(frame.header.id)
         if stream is None:
