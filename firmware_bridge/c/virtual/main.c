@@ -36,7 +36,10 @@
 #define FW_VERSION "virtual-1.0.0"
 #define RING_SIZE 65536u
 #define RX_CHUNK 65536u
-#define RX_READS_MAX 4
+/* While reads keep bringing at least RX_AGAIN bytes (a bulk transfer streaming in), read
+ * again straight away rather than through ppoll, up to RX_READS_MAX reads. */
+#define RX_AGAIN 2048
+#define RX_READS_MAX 16
 #define SLOT_MAX (4u * 1024u * 1024u)
 #define CONFIG_ENTRIES 16
 #define CONFIG_KEY_MAX 15
@@ -793,7 +796,9 @@ int main(int argc, char **argv)
             continue;
         }
         if (fds[0].revents & POLLIN) {
-            /* Drain what is there (a few reads at most, so streams stay on time). */
+            /* Drain what is there: a pty hands over a few KiB per read, and while a bulk
+             * transfer streams in, more has come by the time one read is decoded, so read
+             * again at once (a bounded number of times, so streams stay on time). */
             static uint8_t rx[RX_CHUNK];
             ssize_t n;
             int reads = 0;
@@ -802,7 +807,7 @@ int main(int argc, char **argv)
                 if (n > 0) {
                     bridge_feed(&dev.bridge, rx, (size_t)n);
                 }
-            } while (n == (ssize_t)sizeof(rx) && ++reads < RX_READS_MAX);
+            } while (n >= RX_AGAIN && ++reads < RX_READS_MAX);
             if (n <= 0 && dev.use_tcp && (n == 0 || (errno != EAGAIN && errno != EINTR))) {
                 close(dev.conn_fd);
                 dev.conn_fd = -1;
