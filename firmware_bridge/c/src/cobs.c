@@ -6,45 +6,28 @@
 size_t bridge_cobs_encode(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
 {
     size_t r = 0;
-    size_t w = 1;
-    size_t code_at = 0;
-    uint8_t code = 1;
+    size_t w = 0;
 
-    if (cap == 0) {
-        return 0;
-    }
-    while (r < len) {
-        if (in[r] == 0) {
-            out[code_at] = code;
-            code = 1;
-            code_at = w++;
-            if (w > cap) {
-                return 0;
-            }
-        } else {
-            if (w >= cap) {
-                return 0;
-            }
-            out[w++] = in[r];
-            code++;
-            if (code == 0xFF) {
-                out[code_at] = code;
-                code = 1;
-                code_at = w;
-                /* A full block at the very end needs no trailing code byte. */
-                if (r + 1 == len) {
-                    return w;
-                }
-                w++;
-                if (w > cap) {
-                    return 0;
-                }
-            }
+    /* Block by block: memchr finds the next zero within 254 bytes, memcpy moves the run. */
+    for (;;) {
+        size_t left = len - r;
+        size_t span = left < 254u ? left : 254u;
+        const uint8_t *zero = span > 0u ? memchr(in + r, 0, span) : NULL;
+        size_t k = zero != NULL ? (size_t)(zero - (in + r)) : span;
+        if (k + 1u > cap - w) {
+            return 0;
         }
-        r++;
+        out[w] = (uint8_t)(k + 1u);
+        memcpy(out + w + 1u, in + r, k);
+        w += k + 1u;
+        r += k;
+        if (zero != NULL) {
+            r++; /* the zero itself; a block (maybe empty) follows it */
+        } else if (k < 254u || r == len) {
+            /* The input ends here; a full block at the very end needs no trailing code byte. */
+            return w;
+        }
     }
-    out[code_at] = code;
-    return w;
 }
 
 int bridge_cobs_decode(const uint8_t *in, size_t len, uint8_t *out, size_t cap, size_t *out_len)
