@@ -1391,6 +1391,44 @@ static void test_codec_edges(void)
           "frame larger than output refused");
 }
 
+/* COBS against its definition over random inputs with zero densities from none to mostly
+ * zeros: the encoding has no zero, is at most len + len / 254 + 1 bytes, decodes back, is one
+ * byte short when the output is one byte too small, and a full 254-byte block at the end
+ * has no trailing code byte. */
+static void test_cobs_random(void)
+{
+    static uint8_t in[1200], enc[1300], dec[1200];
+    static const unsigned zero_every[] = {0u, 2u, 17u, 253u, 254u, 255u, 300u};
+    uint32_t s = 12345u;
+    unsigned bad = 0, trial;
+    for (trial = 0; trial < 3000u; trial++) {
+        size_t len, i, n, m = 0;
+        unsigned every = zero_every[trial % 7u];
+        s = s * 1103515245u + 12345u;
+        len = (s >> 8) % sizeof(in);
+        for (i = 0; i < len; i++) {
+            s = s * 1103515245u + 12345u;
+            in[i] = (uint8_t)((s >> 16) | 1u);
+            if (every != 0u && (s >> 4) % every == 0u) {
+                in[i] = 0;
+            }
+        }
+        n = bridge_cobs_encode(in, len, enc, sizeof(enc));
+        if (n == 0 || n > len + len / 254u + 1u || memchr(enc, 0, n) != NULL ||
+            bridge_cobs_decode(enc, n, dec, sizeof(dec), &m) != 0 || m != len ||
+            memcmp(in, dec, len) != 0 || bridge_cobs_encode(in, len, enc, n - 1u) != 0) {
+            bad++;
+        }
+    }
+    CHECK(bad == 0u, "COBS round trip over 3000 random inputs (%u bad)", bad);
+    memset(in, 0x42, 254);
+    CHECK(bridge_cobs_encode(in, 254, enc, sizeof(enc)) == 255u && enc[0] == 0xFF,
+          "a full block at the end: no trailing code byte");
+    in[254] = 0;
+    CHECK(bridge_cobs_encode(in, 255, enc, sizeof(enc)) == 257u && enc[255] == 1u && enc[256] == 1u,
+          "a zero after a full block: an empty block, then the last one");
+}
+
 static size_t blocks_seen;
 
 static void counting_blocks(uint32_t state[8], const uint8_t *blocks, size_t count)
@@ -1429,6 +1467,7 @@ int main(int argc, char **argv)
         return 2;
     }
     test_codec_edges();
+    test_cobs_random();
     test_sha256_blocks_hook();
     test_init_validation();
     test_session();
