@@ -99,7 +99,7 @@ class _Sender:
         self.heard = False
         self.wants_progress = False
         self.progress_at = 0.0
-        self.ahead: deque[tuple[int, bytes]] = deque()  # (offset, wire), ascending offsets
+        self.ahead: deque[tuple[int, bytes | bytearray]] = deque()  # (offset, wire), ascending
         self.encode_at = 0
 
     # --- reader thread ----------------------------------------------------------------
@@ -150,7 +150,7 @@ class _Sender:
             return
         total = len(self.data)
         ahead = self.ahead
-        frames: list[bytes | tuple[int, memoryview]] = []
+        frames: list[bytes | bytearray | tuple[int, memoryview]] = []
         for off in range(self.next_offset, end, self.chunk):
             stop = min(off + self.chunk, end)
             while ahead and ahead[0][0] < off:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar, cast
 
-from . import bulk
+from . import _native, bulk
 from .auth import SessionAuth, parse_key
 from .errors import (
     AuthError,
@@ -675,9 +675,10 @@ class Bridge:
             header, trailer = self._auth.sign(header, payload)
         return encode_frame(header, payload, trailer, frame_limit=self._session_limit or None)
 
-    def _encode_bulk_data(self, offset: int, data: memoryview, *, id: int) -> bytes:
+    def _encode_bulk_data(self, offset: int, data: memoryview, *, id: int) -> bytes | bytearray:
         """One bulk DATA frame of data at offset (see _encode_bulk). Unsigned, the data is
-        copied once, into the frame body, which gets its CRC in place before COBS."""
+        copied once, into the frame body, which gets its CRC in place before COBS (in C when
+        the C library's encoder is built: _native)."""
         if self._auth is not None:
             return self._encode_bulk(BulkType.DATA, pack_bulk_data(offset, bytes(data)), id=id)
         seq = self._tx_seq[_CH_BULK]
@@ -686,11 +687,14 @@ class Bridge:
             _BULK_DATA_HEAD.pack(PROTOCOL_VERSION, 0, _CH_BULK, _BULK_DATA, seq, 0, id, offset)
         )
         body += data
+        native = _native.encoder()
+        if native is not None and len(body) >= _native.NATIVE_MIN_BODY:
+            return native(body, self._session_limit)
         return encode_body(body, self._session_limit)
 
     def _send_bulk(
         self,
-        frames: list[bytes | tuple[int, memoryview]],
+        frames: list[bytes | bytearray | tuple[int, memoryview]],
         *,
         id: int,
         idle: Callable[[], bool] | None = None,
@@ -708,7 +712,7 @@ class Bridge:
                 partial = None  # a reconnect between the two reads: write plainly
             backlog = bytearray()
             for item in frames:
-                wire = item if isinstance(item, bytes) else self._encode_bulk_data(*item, id=id)
+                wire = self._encode_bulk_data(*item, id=id) if isinstance(item, tuple) else item
                 if partial is None:
                     backlog += wire
                     continue

@@ -30,9 +30,9 @@ BUILD_TIMEOUT = 300.0
 
 
 def _newest_source(root: Path) -> float:
-    """Newest mtime among what the binary is built from (not tests, fuzz corpora or build/)."""
+    """Newest mtime among what `make` builds from (not tests, fuzz corpora or build/)."""
     newest = (root / "Makefile").stat().st_mtime if (root / "Makefile").exists() else 0.0
-    for folder in ("src", "include", "virtual"):
+    for folder in ("src", "include", "virtual", "host"):
         for path in (root / folder).rglob("*"):
             if path.is_file():
                 newest = max(newest, path.stat().st_mtime)
