@@ -664,25 +664,19 @@ class Bridge:
             transport.write(b"\x00" + frame if flush else frame)
         return seq
 
-    def _encode_bulk(self, msg_type: int, payload: bytes, *, id: int) -> bytes:
-        """One bulk frame with the next seq of the channel (signed when the session signs),
-        ready to write. The caller holds the tx lock."""
-        seq = self._tx_seq[Channel.BULK]
-        self._tx_seq[Channel.BULK] = (seq + 1) & 0xFFFF
-        header = Header(PROTOCOL_VERSION, 0, Channel.BULK, msg_type, seq, 0, id)
-        trailer = None
-        if self._auth is not None:
-            header, trailer = self._auth.sign(header, payload)
-        return encode_frame(header, payload, trailer, frame_limit=self._session_limit or None)
-
     def _encode_bulk_data(self, offset: int, data: memoryview, *, id: int) -> bytes | bytearray:
-        """One bulk DATA frame of data at offset (see _encode_bulk). Unsigned, the data is
-        copied once, into the frame body, which gets its CRC in place before COBS (in C when
+        """One bulk DATA frame of data at offset with the next seq of the channel, ready to
+        write; the caller holds the tx lock. Signed when the session signs; unsigned, the data
+        is copied once, into the frame body, which gets its CRC in place before COBS (in C when
         the C library's encoder is built: _native)."""
-        if self._auth is not None:
-            return self._encode_bulk(BulkType.DATA, pack_bulk_data(offset, bytes(data)), id=id)
         seq = self._tx_seq[_CH_BULK]
         self._tx_seq[_CH_BULK] = (seq + 1) & 0xFFFF
+        if self._auth is not None:
+            payload = pack_bulk_data(offset, bytes(data))
+            header, trailer = self._auth.sign(
+                Header(PROTOCOL_VERSION, 0, _CH_BULK, _BULK_DATA, seq, 0, id), payload
+            )
+            return encode_frame(header, payload, trailer, frame_limit=self._session_limit or None)
         body = bytearray(
             _BULK_DATA_HEAD.pack(PROTOCOL_VERSION, 0, _CH_BULK, _BULK_DATA, seq, 0, id, offset)
         )
