@@ -59,7 +59,7 @@ class UploadResult:
     size: int
     sha256: str
     seconds: float
-    resumed_from: int
+    resumed_from: int  # the offset the device asked for first; size when it held the image
     rewinds: int
     reconnects: int
 
@@ -231,7 +231,8 @@ def upload(
             len(data),
             digest.hex(),
             time.monotonic() - start,
-            max(0, sender.first_offset),
+            # END before any WINDOW: the device already held this image, nothing was sent
+            sender.first_offset if sender.first_offset >= 0 else len(data),
             rewinds + sender.rewinds,
             reconnects,
         )

@@ -120,21 +120,31 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
 def cmd_upload(args: argparse.Namespace) -> int:
     data = Path(args.file).read_bytes()
+    bar = not args.json and sys.stderr.isatty()  # a redirected stderr gets only the result
+    started = time.monotonic()
 
     def progress(done: int, total: int) -> None:
-        if not args.json:
-            print(f"\r{done}/{total} bytes", end="", file=sys.stderr, flush=True)
+        share = done / total if total else 1.0
+        rate = done / max(time.monotonic() - started, 1e-6)
+        line = f"[{'#' * round(share * 30):<30}] {share:6.1%} {done}/{total} B"
+        print(f"\r{line} {rate / 1e3:,.0f} kB/s", end="", file=sys.stderr, flush=True)
 
     with _open(args) as bridge:
-        result = bridge.upload(args.name, data, progress=progress, timeout=args.upload_timeout)
-    if not args.json:
+        result = bridge.upload(
+            args.name, data, progress=progress if bar else None, timeout=args.upload_timeout
+        )
+    if bar:
         print(file=sys.stderr)
-    _emit(
-        args,
-        {**result.__dict__, "throughput": result.throughput},
-        f"uploaded {result.size} B to {result.name} in {result.seconds:.2f} s "
-        f"({result.throughput / 1e3:.0f} kB/s), sha256 {result.sha256}",
-    )
+    if result.resumed_from >= result.size > 0:
+        text = f"{result.name} already holds these {result.size} B, sha256 {result.sha256}"
+    else:
+        text = (
+            f"uploaded {result.size} B to {result.name} in {result.seconds:.2f} s "
+            f"({result.throughput / 1e3:.0f} kB/s), sha256 {result.sha256}"
+        )
+        if result.resumed_from:
+            text += f" (resumed at byte {result.resumed_from})"
+    _emit(args, {**result.__dict__, "throughput": result.throughput}, text)
     return 0
 
 

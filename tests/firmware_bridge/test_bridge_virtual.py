@@ -99,8 +99,10 @@ def test_upload_firmware_and_reject_a_corrupted_one(vdev: VirtualDevice) -> None
         api = VirtualDeviceApi(bridge)
         result = bridge.upload("fw0", image, timeout=20)
         slot = api.fw_slot()
-        assert slot.valid and slot.size == len(image)
+        assert slot.valid and slot.size == len(image) and result.resumed_from == 0
         assert slot.sha256 == hashlib.sha256(image).digest() == bytes.fromhex(result.sha256)
+        # the same image again: the device already holds it and nothing is sent
+        assert bridge.upload("fw0", image).resumed_from == len(image)
         with pytest.raises(RemoteError) as err:
             bridge.upload("fw0", image, sha256=hashlib.sha256(image + b"x").digest())
         assert err.value.status == Status.INTEGRITY
