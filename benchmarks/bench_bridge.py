@@ -26,7 +26,7 @@ from pathlib import Path
 
 import serial
 
-from firmware_bridge import Bridge
+from firmware_bridge import Bridge, _native
 from firmware_bridge.framing import encode_frame
 from firmware_bridge.messages import BULK_DATA_HEADER, Channel, Header, RpcType
 from firmware_bridge.proxy import FaultProxy
@@ -347,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         print("| " + " | ".join(row) + " |")
     print()
+    print(f"host bulk frame encoder: {_native.status()}")
     print("command: python benchmarks/bench_bridge.py " + " ".join(argv or sys.argv[1:]))
     return 0
 
