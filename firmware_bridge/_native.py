@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import FrameError
+from .framing import over_frame_limit
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +64,7 @@ def load(library: Path = LIBRARY) -> tuple[Encoder | None, str]:
         """What framing.encode_body returns for these bytes; body gets the CRC appended."""
         n = len(body)
         if frame_limit and n + 4 > frame_limit:
-            raise FrameError(
-                f"frame body is {n + 4} bytes, over the session frame limit {frame_limit}; "
-                "send a smaller payload"
-            )
+            raise over_frame_limit(n + 4, frame_limit)
         body += b"\x00\x00\x00\x00"
         cap = n + 4 + (n + 4) // 254 + 2
         out = bytearray(cap)

@@ -150,11 +150,16 @@ def encode_body(body: bytes | bytearray, frame_limit: int = 0) -> bytes:
     a frame_limit of 0 checks nothing. A bytearray gets its CRC appended in place (no copy)."""
     body += zlib.crc32(body).to_bytes(4, "little")
     if frame_limit and len(body) > frame_limit:
-        raise FrameError(
-            f"frame body is {len(body)} bytes, over the session frame limit {frame_limit}; "
-            "send a smaller payload"
-        )
+        raise over_frame_limit(len(body), frame_limit)
     return _cobs_encode(body) + b"\x00"
+
+
+def over_frame_limit(body_size: int, frame_limit: int) -> FrameError:
+    """The error for a body (with its CRC) longer than the session allows."""
+    return FrameError(
+        f"frame body is {body_size} bytes, over the session frame limit {frame_limit}; "
+        "send a smaller payload"
+    )
 
 
 @dataclass
