@@ -618,7 +618,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", choices=["u8", "s8"], default="s8")
     p.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel")
     p.add_argument("--method", choices=["minmax", "entropy", "percentile"], default="minmax")
-    p.add_argument("--reduce-range", action="store_true", help="7-bit weights (older x86)")
+    p.add_argument(
+        "--reduce-range",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="7-bit weights (default: on for x86 CPUs without VNNI, where u8 x s8 saturates)",
+    )
     p.add_argument("--exclude", action="append", help="a node to keep in float (repeatable)")
     p.add_argument(
         "--max-drop",

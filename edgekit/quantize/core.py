@@ -77,6 +77,7 @@ class Job:
     _prepared: Path | None = None
     _reference: Outputs | None = None
     _built: int = 0
+    _said_range: bool = False
     # Alternating rounds per latency measurement (the median round counts).
     latency_rounds: ClassVar[int] = 7
 
@@ -103,6 +104,17 @@ class Job:
     def metric(self) -> tuple[str, Metric]:
         """The task metric: what the manifest's task implies."""
         return metric_for(self.manifest)
+
+    def for_this_cpu(self, recipe: Recipe) -> Recipe:
+        """``recipe`` with what it left open decided for the CPU the models are measured on."""
+        resolved = recipe.for_this_cpu()
+        if resolved.reduce_range and recipe.reduce_range is None and not self._said_range:
+            self._said_range = True
+            self.notes.append(
+                "this CPU has no VNNI, where onnxruntime's u8 x s8 kernels can saturate: "
+                "weights are quantized to 7 bits (reduce-range; --no-reduce-range turns it off)"
+            )
+        return resolved
 
     def load(self, path: Path, threads: int = 1) -> Any:
         from edgekit.model import load
@@ -347,7 +359,9 @@ def quantize_model(
     """Quantize ``source``; with ``search``, try every candidate recipe and keep the fastest that
     passes the budget and beats the float model, or keep the float model and say so."""
     job = job_type(source, data, manifest=manifest, threads=threads, progress=progress)
-    recipes = list(search_recipes) if search else [recipe or Recipe()]
+    recipes = [
+        job.for_this_cpu(r) for r in (list(search_recipes) if search else [recipe or Recipe()])
+    ]
     budget = 0.01 if max_drop is None and search else max_drop
     candidates: list[Candidate] = []
     try:

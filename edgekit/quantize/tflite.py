@@ -499,6 +499,10 @@ class TfliteJob(Job):
     def label(self, recipe: Recipe) -> str:
         return label(recipe)
 
+    def for_this_cpu(self, recipe: Recipe) -> Recipe:
+        # LiteRT's integer kernels do not saturate: nothing to decide
+        return recipe if recipe.reduce_range is not None else replace(recipe, reduce_range=False)
+
     def metric(self) -> tuple[str, Metric]:
         if self.manifest is not None and self.manifest.task == "face-detection":
             return f"detection match (IoU >= {MIN_IOU}, score within {MAX_SCORE_GAP})", (

@@ -453,7 +453,7 @@ def test_a_pan_clip_decodes_to_the_shifted_still(tmp_path: Path) -> None:
     rng = np.random.default_rng(7)
     still = cv2.GaussianBlur(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8), (9, 9), 3)
     path = write_pan_clip(tmp_path / "pan.avi", still, 6, 10.0, lambda i, n: (2 * i, -i))
-    with open_source(f"file:{path}") as source:
+    with open_source(f"file:{path}", "block") as source:  # every frame, however slow the reader
         frames = []
         while True:
             try:

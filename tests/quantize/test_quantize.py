@@ -22,7 +22,8 @@ def test_static_recipe_writes_model_manifest_and_report(text_lines: Path, tmp_pa
     result = quantize("ppocr-cls", str(text_lines), count=24, held_out=16, output=out,
                       progress=lines.append)  # fmt: skip
     assert result.path == out and out.is_file()
-    assert result.recipe == Recipe()
+    assert result.recipe == Recipe().for_this_cpu()
+    assert result.recipe.reduce_range is not None  # decided before the build
     report = result.report
     assert report is not None and report.samples == 16
     assert report.metric_name == "top-1 agreement" and 0.0 <= report.metric <= 1.0
@@ -37,7 +38,7 @@ def test_static_recipe_writes_model_manifest_and_report(text_lines: Path, tmp_pa
     quantized = edgekit.load(result.manifest_path)
     assert quantized.manifest is not None
     assert quantized.manifest.task == "classification"
-    assert quantized.manifest.quantization["recipe"] == Recipe().label
+    assert quantized.manifest.quantization["recipe"] == Recipe().for_this_cpu().label
     assert quantized.manifest.quantization["metric_value"] == pytest.approx(report.metric, abs=1e-4)
     x = np.zeros((1, 3, 48, 192), np.float32)
     assert quantized.run(x)[quantized.outputs[0].name].shape == (1, 2)
@@ -146,6 +147,25 @@ def test_cli_quantize_json(text_lines: Path, tmp_path: Path) -> None:
     data = json.loads(result.stdout)
     assert data["path"] == str(out) and Path(data["manifest"]).is_file()
     assert data["report"]["metric"] >= 0 and data["recipe"]["mode"] == "static"
+
+
+def test_reduce_range_is_decided_by_the_cpu() -> None:
+    from edgekit.quantize.recipes import u8s8_saturates
+
+    avx2 = frozenset({"sse4_2", "avx2", "fma"})
+    assert u8s8_saturates(avx2)
+    assert not u8s8_saturates(avx2 | {"avx512f", "avx512_vnni"})
+    assert not u8s8_saturates(avx2 | {"avx_vnni"})
+    assert not u8s8_saturates(frozenset({"fp", "asimd", "asimddp"}))  # ARM's flags
+    assert Recipe().for_this_cpu(avx2).reduce_range is True
+    assert Recipe().for_this_cpu(avx2 | {"avx512_vnni"}).reduce_range is False
+    # only u8 x s8 kernels saturate, and an explicit choice stands
+    assert Recipe(activations="s8").for_this_cpu(avx2).reduce_range is False
+    assert Recipe(weights="u8").for_this_cpu(avx2).reduce_range is False
+    assert Recipe(mode="dynamic", weights="s8").for_this_cpu(avx2).reduce_range is True
+    assert Recipe(mode="fp16").for_this_cpu(avx2).reduce_range is False
+    assert Recipe(reduce_range=False).for_this_cpu(avx2).reduce_range is False
+    assert "reduce-range" in Recipe().for_this_cpu(avx2).label
 
 
 def test_project_model_quantizes_with_high_agreement(shape_images: Path, tmp_path: Path) -> None:
