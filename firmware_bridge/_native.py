@@ -8,6 +8,10 @@ as the virtual device's first start does, uses it) when it exists and is not old
 C sources; otherwise, or with ``FIRMWARE_BRIDGE_NATIVE=0`` in the environment, the host encodes
 in Python as before, byte for byte the same frames. Small frames always take the Python path:
 a ctypes call costs more than it saves below about a kilobyte.
+
+On a port whose descriptor is non-blocking (`SupportsDirectWrites`), a `BulkWriter` goes one
+step further: one call frames a whole window of bulk data and writes it, waiting in poll()
+while the link is full, with the GIL released; Python then spends nothing per write.
 """
 
 from __future__ import annotations
@@ -31,6 +35,72 @@ NATIVE_MIN_BODY = 1024  # below this the Python encoder is faster than a ctypes 
 Encoder = Callable[[bytearray, int], bytearray]
 
 
+class BulkWriter:
+    """Frames bulk DATA in C and writes it to a non-blocking descriptor (one per bridge: it owns
+    the scratch memory of two frames; calls on one writer must not overlap)."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        send = lib.bridge_host_send_bulk
+        send.restype = ctypes.c_int
+        send.argtypes = [
+            ctypes.c_int,  # fd
+            ctypes.c_void_p,  # data
+            ctypes.c_size_t,  # len
+            ctypes.c_uint32,  # offset
+            ctypes.c_size_t,  # chunk
+            ctypes.c_uint8,  # version
+            ctypes.c_uint8,  # channel
+            ctypes.c_uint8,  # type
+            ctypes.c_uint16,  # seq
+            ctypes.c_uint32,  # id
+            ctypes.c_int,  # timeout_ms
+            ctypes.POINTER(ctypes.c_uint32),  # frames
+            ctypes.c_void_p,  # scratch
+        ]
+        size = lib.bridge_host_scratch_size
+        size.restype = ctypes.c_size_t
+        size.argtypes = []
+        self._send = send
+        self._scratch = ctypes.create_string_buffer(size())
+        self._frames = ctypes.c_uint32()
+
+    def send(
+        self,
+        fd: int,
+        data: bytes,
+        start: int,
+        end: int,
+        chunk: int,
+        header: tuple[int, int, int],
+        seq: int,
+        id: int,
+        timeout: float,
+    ) -> tuple[int, int]:
+        """Write data[start:end) as frames of `chunk` bytes with header (version, channel,
+        type), seqs from `seq`. Returns (0 or -errno, frames encoded)."""
+        if not 0 <= start <= end <= len(data):
+            raise ValueError(f"range {start}..{end} is outside the {len(data)}-byte image")
+        # the address of the bytes object's own buffer (immutable, so no copy is needed)
+        base = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0
+        version, channel, msg_type = header
+        rc = self._send(
+            fd,
+            base + start,
+            end - start,
+            start,
+            chunk,
+            version,
+            channel,
+            msg_type,
+            seq,
+            id,
+            max(1, int(timeout * 1000)),
+            ctypes.byref(self._frames),
+            self._scratch,
+        )
+        return rc, self._frames.value
+
+
 def _newest_source() -> float:
     newest = 0.0
     for folder in SOURCES:
@@ -41,6 +111,14 @@ def _newest_source() -> float:
 
 def load(library: Path = LIBRARY) -> tuple[Encoder | None, str]:
     """The native encoder and what it runs on, or None and why not."""
+    lib, why = _open(library)
+    if lib is None:
+        return None, why
+    return _encoder(lib), why
+
+
+def _open(library: Path) -> tuple[ctypes.CDLL | None, str]:
+    """The library, initialised, and what it runs on; or None and why not."""
     if os.environ.get("FIRMWARE_BRIDGE_NATIVE", "1") == "0":
         return None, "turned off by FIRMWARE_BRIDGE_NATIVE=0"
     try:
@@ -54,10 +132,14 @@ def load(library: Path = LIBRARY) -> tuple[Encoder | None, str]:
     init = lib.bridge_host_init
     init.restype = ctypes.c_char_p
     init.argtypes = []
+    crc = (init() or b"?").decode()
+    return lib, f"C library, CRC-32 by {crc}"
+
+
+def _encoder(lib: ctypes.CDLL) -> Encoder:
     encode = lib.bridge_host_encode
     encode.restype = ctypes.c_size_t
     encode.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t]
-    crc = (init() or b"?").decode()
     char = ctypes.c_char
 
     def encode_body(body: bytearray, frame_limit: int) -> bytearray:
@@ -79,19 +161,31 @@ def load(library: Path = LIBRARY) -> tuple[Encoder | None, str]:
         del out[written:]
         return out
 
-    return encode_body, f"C library, CRC-32 by {crc}"
+    return encode_body
 
 
 _loaded: tuple[Encoder | None, str] | None = None
+_library: ctypes.CDLL | None = None
 
 
 def encoder() -> Encoder | None:
     """The native encoder, loaded on first use; None when it is not available."""
-    global _loaded
+    global _loaded, _library
     if _loaded is None:
-        _loaded = load()
-        logger.debug("bulk frame encoder: %s", _loaded[1] if _loaded[0] else "Python")
+        _library, why = _open(LIBRARY)
+        _loaded = (_encoder(_library) if _library is not None else None), why
+        logger.debug("bulk frame encoder: %s", why if _loaded[0] else "Python")
     return _loaded[0]
+
+
+def bulk_writer() -> BulkWriter | None:
+    """A new BulkWriter when the library is available (and the encoder is in use)."""
+    global _library
+    if encoder() is None:
+        return None
+    if _library is None:
+        _library = _open(LIBRARY)[0]
+    return BulkWriter(_library) if _library is not None else None
 
 
 def status() -> str:

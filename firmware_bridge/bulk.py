@@ -148,6 +148,9 @@ class _Sender:
         """Send [next_offset, end) (caller holds the lock), frames encoded ahead first."""
         if self.next_offset >= end:
             return
+        if self.bridge._send_bulk_direct(self.data, self.next_offset, end, self.chunk, id=self.tid):
+            self.next_offset = end  # framed and written in C: nothing to encode ahead
+            return
         total = len(self.data)
         ahead = self.ahead
         frames: list[bytes | bytearray | tuple[int, memoryview]] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import queue
@@ -57,6 +58,7 @@ from .messages import (
 )
 from .streams import Stream
 from .transport import (
+    SupportsDirectWrites,
     SupportsPartialWrites,
     SupportsReadiness,
     Transport,
@@ -79,6 +81,8 @@ _OK = int(Status.OK)
 
 # A bulk DATA frame's header and offset, packed together ahead of its data.
 _BULK_DATA_HEAD = struct.Struct(HEADER_STRUCT.format + "I")
+# (version, channel, type) of a bulk DATA frame, for the C writer (flags and ack are 0)
+_BULK_DATA_HEADER_FIELDS = (PROTOCOL_VERSION, _CH_BULK, _BULK_DATA)
 logger = logging.getLogger(__name__)
 device_logger = logging.getLogger("firmware_bridge.device")
 
@@ -224,6 +228,9 @@ class Bridge:
         self._reader_selecting = False
         self._pollable: SupportsReadiness | None = None
         self._partial: SupportsPartialWrites | None = None
+        self._direct_fd: int | None = None  # a non-blocking descriptor for _native's writer
+        self._bulk_writer: _native.BulkWriter | None = None
+        self._bulk_writer_tried = False
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -686,6 +693,49 @@ class Bridge:
             return native(body, self._session_limit)
         return encode_body(body, self._session_limit)
 
+    def _send_bulk_direct(self, data: bytes, start: int, end: int, chunk: int, *, id: int) -> bool:
+        """Frame and write data[start:end) as bulk DATA frames of `chunk` bytes in C, in one
+        call (_native.BulkWriter);
+        False, with nothing sent, where that cannot be done: no C library, a signing session,
+        or a link without a non-blocking descriptor. The frames are the Python path's."""
+        if self._auth is not None or self._direct_fd is None:
+            return False
+        writer = self._bulk_writer
+        if writer is None:
+            if self._bulk_writer_tried:
+                return False
+            self._bulk_writer_tried = True
+            writer = self._bulk_writer = _native.bulk_writer()
+            if writer is None:
+                return False
+        with self._tx_lock:
+            fd = self._direct_fd
+            if self._transport is None or fd is None:
+                raise Disconnected(f"link to {self.url} is down ({self._link_error})")
+            seq = self._tx_seq[_CH_BULK]
+            rc, frames = writer.send(
+                fd,
+                data,
+                start,
+                end,
+                chunk,
+                _BULK_DATA_HEADER_FIELDS,
+                seq,
+                id,
+                BULK_WRITE_TIMEOUT,
+            )
+            self._tx_seq[_CH_BULK] = (seq + frames) & 0xFFFF
+        if rc == 0:
+            return True
+        if rc == -errno.EINVAL and frames == 0:
+            return False  # frames larger than the library was built for: Python frames them
+        if rc == -errno.ETIMEDOUT:
+            raise BridgeTimeout(
+                f"{self.url}: the device took no bulk data for {BULK_WRITE_TIMEOUT}s; "
+                "it does not read its input"
+            )
+        raise Disconnected(f"{self.url}: write failed ({os.strerror(-rc)}); device unplugged?")
+
     def _send_bulk(
         self,
         frames: list[bytes | bytearray | tuple[int, memoryview]],
@@ -743,6 +793,9 @@ class Bridge:
             # checked once here: isinstance against a runtime Protocol is slow on the hot path
             self._pollable = transport if isinstance(transport, SupportsReadiness) else None
             self._partial = transport if isinstance(transport, SupportsPartialWrites) else None
+            self._direct_fd = (
+                transport.nonblocking_fd() if isinstance(transport, SupportsDirectWrites) else None
+            )
             self._decoder.reset()
             self._decoder.set_frame_limit(limit)
             self._session_limit = 0
@@ -894,6 +947,7 @@ class Bridge:
                 self._transport = None
                 self._pollable = None
                 self._partial = None
+                self._direct_fd = None
             transport.close()
             return False
         self.reconnects += 1
@@ -907,6 +961,7 @@ class Bridge:
             self._transport = None
             self._pollable = None
             self._partial = None
+            self._direct_fd = None
             self._link_error = reason
             was_up = self._session_up
             self._session_up = False

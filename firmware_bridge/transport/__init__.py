@@ -9,6 +9,7 @@ from ..errors import TransportUnavailable
 from .base import (
     DeviceEntry,
     ParsedUrl,
+    SupportsDirectWrites,
     SupportsModemLines,
     SupportsPartialWrites,
     SupportsReadiness,
@@ -21,6 +22,7 @@ __all__ = [
     "DeviceEntry",
     "ParsedUrl",
     "ResetStrategy",
+    "SupportsDirectWrites",
     "SupportsModemLines",
     "SupportsPartialWrites",
     "SupportsReadiness",

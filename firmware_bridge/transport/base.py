@@ -57,6 +57,16 @@ class SupportsPartialWrites(Protocol):
 
 
 @runtime_checkable
+class SupportsDirectWrites(Protocol):
+    """Transports whose descriptor takes non-blocking write(2) as it is (a POSIX port), so that
+    bulk frames can be encoded and written in C (firmware_bridge._native), one call a window."""
+
+    def nonblocking_fd(self) -> int | None:
+        """The descriptor, or None when it is not in non-blocking mode."""
+        ...
+
+
+@runtime_checkable
 class SupportsModemLines(Protocol):
     """Transports with DTR/RTS lines (UARTs and USB CDC-ACM), used by reset strategies."""
 

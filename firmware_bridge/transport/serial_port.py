@@ -157,6 +157,10 @@ class FdSerialTransport(SerialTransport):
         except OSError as e:
             raise Disconnected(f"{self.url}: write failed ({e}); device unplugged?") from e
 
+    def nonblocking_fd(self) -> int | None:
+        fd = self.fileno()
+        return None if os.get_blocking(fd) else fd
+
     def wait_writable(self, timeout: float) -> bool:
         try:
             _, ready, _ = select.select([], [self.fileno()], [], timeout)

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import random
+import threading
+import time
+import tty
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from firmware_bridge import Bridge, _native
+from firmware_bridge import Bridge, _native, client
 from firmware_bridge.errors import FrameError
 from firmware_bridge.framing import FrameDecoder, encode_body
+from firmware_bridge.messages import PROTOCOL_VERSION, BulkType, Channel
 from firmware_bridge.virtual import VirtualDevice, VirtualDeviceApi, start_virtual_device
+
+BULK = (PROTOCOL_VERSION, int(Channel.BULK), int(BulkType.DATA))
 
 
 @pytest.fixture
@@ -58,23 +66,130 @@ def test_native_is_optional(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
 
 
 @pytest.fixture
+def writer(virtual_binary: Path) -> _native.BulkWriter:
+    lib, why = _native._open(_native.LIBRARY)
+    assert lib is not None, why
+    return _native.BulkWriter(lib)
+
+
+@pytest.fixture
+def pty_pair() -> Iterator[tuple[int, int]]:
+    """(master, slave) of a raw pty; the slave is non-blocking, as the host's port is."""
+    master, slave = os.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+    os.set_blocking(slave, False)
+    yield master, slave
+    for fd in (master, slave):
+        with contextlib.suppress(OSError):  # a test closed it already
+            os.close(fd)
+
+
+def _python_frames(data: bytes, start: int, end: int, chunk: int, seq: int, id: int) -> bytes:
+    out = b""
+    for off in range(start, end, chunk):
+        head = client._BULK_DATA_HEAD.pack(*BULK[:1], 0, *BULK[1:], seq, 0, id, off)
+        out += encode_body(head + data[off : min(off + chunk, end)])
+        seq = (seq + 1) & 0xFFFF
+    return out
+
+
+def _read_all(fd: int, size: int, into: bytearray) -> None:
+    while len(into) < size:
+        into += os.read(fd, 65536)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "chunk"),
+    [(0, 200_000, 16364), (5, 5 + 16364 * 3, 16364), (1000, 1001, 16364), (0, 9000, 1004)],
+)
+def test_bulk_writer_writes_the_python_frames(
+    writer: _native.BulkWriter, pty_pair: tuple[int, int], start: int, end: int, chunk: int
+) -> None:
+    """Through a real pty (which takes ~12 KiB at a time, so the writer waits for room and
+    encodes ahead), byte for byte what the Python path would have written; seqs wrap."""
+    master, slave = pty_pair
+    data = bytes(random.Random(end).choice((0, 0, 1, 7, 255)) for _ in range(end + 10))
+    want = _python_frames(data, start, end, chunk, 0xFFFE, 77)
+    got = bytearray()
+    reader = threading.Thread(target=_read_all, args=(master, len(want), got))
+    reader.start()
+    rc, frames = writer.send(slave, data, start, end, chunk, BULK, 0xFFFE, 77, 5.0)
+    reader.join(10)
+    assert (rc, frames) == (0, -(-(end - start) // chunk))
+    assert bytes(got) == want
+    decoded = FrameDecoder(16384).feed(bytes(got))
+    assert [f.header.seq for f in decoded][:3] == [0xFFFE, 0xFFFF, 0][: len(decoded)]
+
+
+def test_bulk_writer_times_out_when_nobody_reads(
+    writer: _native.BulkWriter, pty_pair: tuple[int, int]
+) -> None:
+    _, slave = pty_pair
+    started = time.monotonic()
+    rc, frames = writer.send(slave, os.urandom(1 << 20), 0, 1 << 20, 16364, BULK, 0, 1, 0.2)
+    assert rc == -errno.ETIMEDOUT and 1 <= frames < 64
+    assert 0.15 < time.monotonic() - started < 2
+
+
+def test_bulk_writer_reports_a_hang_up(
+    writer: _native.BulkWriter, pty_pair: tuple[int, int]
+) -> None:
+    master, slave = pty_pair
+    os.close(master)
+    rc, frames = writer.send(slave, os.urandom(50_000), 0, 50_000, 16364, BULK, 0, 1, 1.0)
+    assert rc == -errno.EIO and frames == 1
+
+
+def test_bulk_writer_refuses_frames_over_its_size(
+    writer: _native.BulkWriter, pty_pair: tuple[int, int]
+) -> None:
+    _, slave = pty_pair
+    assert writer.send(slave, b"x" * 70_000, 0, 70_000, 65000, BULK, 0, 1, 1.0) == (
+        -errno.EINVAL,
+        0,
+    )
+    with pytest.raises(ValueError, match="outside"):
+        writer.send(slave, b"abc", 2, 9, 100, BULK, 0, 1, 1.0)
+
+
+@pytest.fixture
 def slot_device(virtual_binary: Path, tmp_path: Path) -> Iterator[VirtualDevice]:
     dev = start_virtual_device(link=tmp_path / "vdev", frame_limit=16384)
     yield dev
     dev.close()
 
 
-@pytest.mark.parametrize("encoder", ["native", "python"])
+@pytest.mark.parametrize("encoder", ["direct", "native", "python"])
 def test_upload_with_either_encoder(
     slot_device: VirtualDevice, monkeypatch: pytest.MonkeyPatch, encoder: str
 ) -> None:
-    """The device takes the same 1 MiB image whichever encoder framed it."""
+    """The device takes the same 1 MiB image whichever path framed it: whole windows written
+    by the C library (direct), frames encoded in C and written by Python, or all Python."""
     loaded = _native.load()
-    if encoder == "native":
+    if encoder != "python":
         assert loaded[0] is not None, loaded[1]
-    monkeypatch.setattr(_native, "_loaded", loaded if encoder == "native" else (None, "off"))
+    monkeypatch.setattr(_native, "_loaded", loaded if encoder != "python" else (None, "off"))
+    paths: list[str] = []
+    send_bulk = Bridge._send_bulk
+    send_direct = Bridge._send_bulk_direct
+
+    def spy_bulk(self: Bridge, *args: object, **kwargs: object) -> None:
+        paths.append("frames")
+        send_bulk(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    def spy_direct(self: Bridge, *args: object, **kwargs: object) -> bool:
+        if encoder != "direct":
+            return False
+        done = send_direct(self, *args, **kwargs)  # type: ignore[arg-type]
+        paths.append("direct" if done else "declined")
+        return done
+
+    monkeypatch.setattr(Bridge, "_send_bulk", spy_bulk)
+    monkeypatch.setattr(Bridge, "_send_bulk_direct", spy_direct)
     image = os.urandom(1 << 20)
     with Bridge.open(slot_device.url, timeout=5, frame_limit=16384) as bridge:
         result = bridge.upload("fw0", image)
         slot = VirtualDeviceApi(bridge).fw_slot()
     assert result.size == len(image) and slot.valid and slot.size == len(image)
+    assert set(paths) == ({"direct"} if encoder == "direct" else {"frames"})
