@@ -632,6 +632,8 @@ def test_bad_command_lines_are_refused(virtual_binary: Path, tmp_path: Path) -> 
         ["--tcp", "70000"],
         ["--bogus", "1"],
         ["--auth-key", "0g"],
+        ["--bulk-credit", "0"],
+        ["--bulk-credit", "300"],
         ["--link", str(precious)],
     ):
         proc = subprocess.run(
@@ -653,6 +655,28 @@ def test_usb_sized_frames(virtual_binary: Path) -> None:
         # The session limit is the smaller of the two: a 1 KiB host gets TOO_LARGE.
         lk.hello(limit=1024)
         assert status(lk.call(1, 1, blob[:1100])) == 7
+    finally:
+        os.close(lk.fd)
+        dev.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "limit", "frames"),
+    [((), 1024, 4), (("--frame-limit", "16384"), 16384, 16), (("--bulk-credit", "2"), 1024, 2)],
+)
+def test_bulk_credit_by_frame_size(
+    virtual_binary: Path, args: tuple[str, ...], limit: int, frames: int
+) -> None:
+    """4 frames of credit with UART-sized frames, 16 with USB-sized ones, or --bulk-credit."""
+    dev = Device(virtual_binary, *args)
+    lk = dev.open_pty()
+    try:
+        lk.hello(limit=limit)
+        image = bytes(1 << 20)
+        begin = struct.pack("<I", len(image)) + hashlib.sha256(image).digest() + b"\x03fw0"
+        lk.send(BULK, BEGIN, begin, id_=3)
+        offset, credit = struct.unpack("<II", lk.wait_for(BULK, WINDOW).payload)
+        assert (offset, credit) == (0, frames * (limit - 16 - 4))
     finally:
         os.close(lk.fd)
         dev.close()

@@ -108,6 +108,10 @@ typedef struct bridge_config {
     size_t n_bulk_targets;
     const uint8_t *auth_key; /* NULL: no authentication */
     size_t auth_key_len;
+    /* Bulk credit in frames' worth of data (0: BRIDGE_BULK_CREDIT_FRAMES): what the device
+     * can take ahead of its processing. A target that stores at link speed (RAM, a DMA-fed
+     * buffer) can grant more than one behind slow flash; more credit means fewer WINDOWs. */
+    uint16_t bulk_credit_frames;
 } bridge_config_t;
 
 /* Device-level counters beyond the decoder's. */

@@ -10,7 +10,8 @@ static size_t data_per_frame(const bridge_t *b)
 
 static uint32_t credit_bytes(const bridge_t *b)
 {
-    return (uint32_t)data_per_frame(b) * BRIDGE_BULK_CREDIT_FRAMES;
+    uint32_t frames = b->cfg->bulk_credit_frames;
+    return (uint32_t)data_per_frame(b) * (frames != 0u ? frames : BRIDGE_BULK_CREDIT_FRAMES);
 }
 
 static void send_window(bridge_t *b, const bridge_header_t *req)

@@ -1152,6 +1152,34 @@ static void test_bulk_target_digest(void)
     digest_answer = BRIDGE_OK;
 }
 
+static void test_bulk_credit_setting(void)
+{
+    bridge_config_t cfg;
+    static uint8_t image[5000];
+    uint8_t sha[32];
+    const rxframe_t *r;
+    const size_t chunk = 1024 - 16 - 4;
+
+    bridge_sha256(image, sizeof(image), sha);
+    reset_port();
+    make_config(&cfg, 0);
+    cfg.bulk_credit_frames = 3;
+    CHECK(bridge_init(&dev, &cfg, &test_port, NULL) == 0, "init");
+    hello(&dev, 1, 1, 1024);
+    take();
+    bulk_begin(7, sizeof(image), sha, "fw0");
+    r = bulk_reply();
+    CHECK(r != NULL && r->h.type == BRIDGE_T_WINDOW && bridge_get_u32(r->p + 4) == 3 * chunk,
+          "bulk_credit_frames 3: BEGIN answered with WINDOW(0, 3 frames)");
+    bulk_data(7, 0, image, chunk);
+    r = bulk_reply();
+    CHECK(r == NULL, "bulk_credit_frames 3: no WINDOW after the first frame");
+    bulk_data(7, (uint32_t)chunk, image + chunk, chunk);
+    r = bulk_reply();
+    CHECK(r != NULL && r->h.type == BRIDGE_T_WINDOW && bridge_get_u32(r->p) == 2 * chunk,
+          "bulk_credit_frames 3: WINDOW once two of the three frames are used");
+}
+
 static void test_bulk(void)
 {
     bridge_config_t cfg;
@@ -1477,6 +1505,7 @@ int main(int argc, char **argv)
     test_stream_rate_2k();
     test_log();
     test_bulk();
+    test_bulk_credit_setting();
     test_bulk_target_digest();
     test_auth();
     printf("%d vector rows, %d checks, %d failures (sizeof(bridge_t) = %u bytes)\n", rows, checks,
