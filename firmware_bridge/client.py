@@ -695,9 +695,9 @@ class Bridge:
 
     def _send_bulk_direct(self, data: bytes, start: int, end: int, chunk: int, *, id: int) -> bool:
         """Frame and write data[start:end) as bulk DATA frames of `chunk` bytes in C, in one
-        call (_native.BulkWriter);
-        False, with nothing sent, where that cannot be done: no C library, a signing session,
-        or a link without a non-blocking descriptor. The frames are the Python path's."""
+        call (_native.BulkWriter), byte for byte the frames of the Python path. False, with
+        nothing sent, where that cannot be done: no C library, a signing session, a link
+        without a non-blocking descriptor, or frames over the library's size."""
         if self._auth is not None or self._direct_fd is None:
             return False
         writer = self._bulk_writer

@@ -94,6 +94,31 @@ static size_t encode_next(bulk_job_t *job, scratch_t *sc, uint8_t *out)
     return wire;
 }
 
+/* Encode one more frame after out[head..tail) when data and room are left (moving what is
+ * still unwritten to the front first if that makes room): 1 when it did, 0 when not, -1 on an
+ * encoding error. */
+static int encode_more(bulk_job_t *job, scratch_t *sc, size_t *head, size_t *tail)
+{
+    size_t w;
+    if (job->done >= job->len) {
+        return 0;
+    }
+    if (sizeof(sc->out) - *tail < WIRE_MAX && *head > 0) {
+        memmove(sc->out, sc->out + *head, *tail - *head);
+        *tail -= *head;
+        *head = 0;
+    }
+    if (sizeof(sc->out) - *tail < WIRE_MAX) {
+        return 0;
+    }
+    w = encode_next(job, sc, sc->out + *tail);
+    if (w == 0) {
+        return -1;
+    }
+    *tail += w;
+    return 1;
+}
+
 /* Frame data[0..len) as bulk DATA frames of up to `chunk` bytes each (the header of each:
  * version, flags 0, channel, type, seq counting up from `seq`, ack 0, id, then the offset of
  * its first byte, starting at `offset`) and write them to the non-blocking descriptor fd as
@@ -131,28 +156,18 @@ int bridge_host_send_bulk(int fd, const uint8_t *data, size_t len, uint32_t offs
     job.id = id;
     for (;;) {
         ssize_t n;
-        if (job.done < job.len && sizeof(sc->out) - tail < WIRE_MAX && head > 0) {
-            memmove(sc->out, sc->out + head, tail - head);
-            tail -= head;
-            head = 0;
-        }
-        if (job.done < job.len && sizeof(sc->out) - tail >= WIRE_MAX && head == tail) {
-            size_t w = encode_next(&job, sc, sc->out + tail); /* nothing to write: encode */
-            if (w == 0) {
-                rc = -EINVAL;
+        int more;
+        if (head == tail) { /* nothing waiting: the next frame, or done */
+            head = tail = 0;
+            more = encode_more(&job, sc, &head, &tail);
+            if (more <= 0) {
+                rc = more < 0 ? -EINVAL : 0;
                 break;
             }
-            tail += w;
-        }
-        if (head == tail) {
-            break; /* everything written */
         }
         n = write(fd, sc->out + head, tail - head);
         if (n > 0) {
             head += (size_t)n;
-            if (head == tail) {
-                head = tail = 0;
-            }
             continue;
         }
         if (n < 0 && errno == EINTR) {
@@ -163,13 +178,12 @@ int bridge_host_send_bulk(int fd, const uint8_t *data, size_t len, uint32_t offs
             break;
         }
         /* The link is full: encode ahead while there is room, then wait. */
-        if (job.done < job.len && sizeof(sc->out) - tail >= WIRE_MAX) {
-            size_t w = encode_next(&job, sc, sc->out + tail);
-            if (w == 0) {
-                rc = -EINVAL;
-                break;
-            }
-            tail += w;
+        more = encode_more(&job, sc, &head, &tail);
+        if (more < 0) {
+            rc = -EINVAL;
+            break;
+        }
+        if (more > 0) {
             continue;
         }
         {
