@@ -16,6 +16,8 @@ Prints a markdown table and the command line.
 from __future__ import annotations
 
 import argparse
+import glob
+import hashlib
 import os
 import statistics
 import subprocess
@@ -88,16 +90,38 @@ def _stop_peer(proc: subprocess.Popen[str], port: serial.Serial) -> None:
     proc.wait(5)
 
 
-def raw_pty_throughput(total: int, read_size: int, chunk: int = 4096) -> float:
+def cpu_ns(pid: int) -> int:
+    """CPU time of all threads of a process so far (Linux schedstat; 0 where there is none)."""
+    total = 0
+    for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+        try:
+            with open(path) as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # a thread that ended meanwhile
+    return total
+
+
+# (host, peer) CPU nanoseconds of each transfer, appended by the measurements that are given a
+# list: CPU per byte is steadier than throughput on a shared machine, and says which side works
+CpuLog = list[tuple[int, int]]
+
+
+def raw_pty_throughput(
+    total: int, read_size: int, chunk: int = 4096, cpu: CpuLog | None = None
+) -> float:
     """Bytes/s written through a pty to a reader process (the direction of an upload)."""
     proc, port = _peer("sink", total, read_size)
     block = os.urandom(chunk)
+    me, host0, peer0 = os.getpid(), cpu_ns(os.getpid()), cpu_ns(proc.pid)
     start = time.perf_counter()
     sent = 0
     while sent < total:
         sent += port.write(block[: min(chunk, total - sent)])
     done = port.read(1)
     elapsed = time.perf_counter() - start
+    if cpu is not None:
+        cpu.append((cpu_ns(me) - host0, cpu_ns(proc.pid) - peer0))
     _stop_peer(proc, port)
     assert done == b"k"
     return total / elapsed
@@ -123,13 +147,26 @@ def raw_echo_rtts(count: int, size: int = 64) -> list[float]:
 # --- bridge measurements -------------------------------------------------------------------
 
 
-def bulk_throughput(url: str, frame_limit: int, total: int, repeats: int) -> float:
-    """Payload bytes/s of fw0 uploads (fresh data each time: the same image would resume)."""
+def bulk_throughput(
+    url: str,
+    frame_limit: int,
+    total: int,
+    repeats: int,
+    cpu: CpuLog | None = None,
+    device_pid: int = 0,
+) -> float:
+    """Payload bytes/s of fw0 uploads (fresh data each time: the same image would resume).
+    The SHA-256 is given, as from a release manifest, so CPU counts the transfer alone."""
     with Bridge.open(url, timeout=5, frame_limit=frame_limit) as bridge:
         bridge.upload("fw0", os.urandom(total))  # warm up
         seconds = []
         for _ in range(repeats):
-            result = bridge.upload("fw0", os.urandom(total))
+            image = os.urandom(total)
+            digest = hashlib.sha256(image).digest()
+            me, host0, dev0 = os.getpid(), cpu_ns(os.getpid()), cpu_ns(device_pid)
+            result = bridge.upload("fw0", image, sha256=digest)
+            if cpu is not None:
+                cpu.append((cpu_ns(me) - host0, cpu_ns(device_pid) - dev0))
             assert result.resumed_from == 0
             seconds.append(result.seconds)
         assert VirtualDeviceApi(bridge).fw_slot().valid
@@ -238,14 +275,25 @@ def main(argv: list[str] | None = None) -> int:
         # three shapes (host writes of 4 or 64 KiB, reads of 4 or 64 KiB) and the fastest is
         # the baseline: fewer, larger writes cost the writer less (each pty write queues the
         # kernel's flush work), so 64 KiB writes are the raw pty at its best.
-        raw_shapes = {(4096, 4096): [], (4096, 65536): [], (65536, 65536): []}
+        raw_shapes: dict[tuple[int, int], list[float]] = {
+            (4096, 4096): [],
+            (4096, 65536): [],
+            (65536, 65536): [],
+        }
+        raw_cpu: dict[tuple[int, int], CpuLog] = {shape: [] for shape in raw_shapes}
         bulk_runs: list[float] = []
+        bulk_cpu: CpuLog = []
         with start_virtual_device(link=tmp / "big", frame_limit=16384) as dev:
             runs: list[tuple[list[float], Callable[[], float]]] = [
-                (results, lambda w=write, r=read: raw_pty_throughput(total, r, w))
+                (
+                    results,
+                    lambda w=write, r=read: raw_pty_throughput(total, r, w, raw_cpu[(w, r)]),
+                )
                 for (write, read), results in raw_shapes.items()
             ]
-            runs.append((bulk_runs, lambda: bulk_throughput(dev.url, 16384, total, 3)))
+            runs.append(
+                (bulk_runs, lambda: bulk_throughput(dev.url, 16384, total, 3, bulk_cpu, dev.pid))
+            )
             # rounds, so all see the same machine load; the order alternates, because
             # whichever runs first after a switch is measurably slower on a shared machine
             for r in range(repeats):
@@ -260,6 +308,14 @@ def main(argv: list[str] | None = None) -> int:
             b / max(v[i] for v in raw_shapes.values()) for i, b in enumerate(bulk_runs)
         )
         raw_small_writes = max(raw_medians[(4096, 4096)], raw_medians[(4096, 65536)])
+
+        def cpu_text(log: CpuLog) -> str:
+            if not log or not any(host or peer for host, peer in log):
+                return "not measured (no /proc schedstat)"
+            host = statistics.median(h for h, _ in log) / 1e6
+            peer = statistics.median(p for _, p in log) / 1e6
+            return f"{host:.1f} ms host, {peer:.1f} ms"
+
         shapes_text = ", ".join(
             f"{w // 1024}/{r // 1024} KiB {raw_medians[(w, r)] / 1e6:.0f}" for w, r in raw_shapes
         )
@@ -274,6 +330,15 @@ def main(argv: list[str] | None = None) -> int:
                     f"ratio {bulk_bps / raw_bps:.2f}, per round {per_round:.2f}; against "
                     f"4 KiB writes {bulk_bps / raw_small_writes:.2f}",
                     ">= 0.85",
+                )
+            )
+            rows.append(
+                (
+                    "CPU per 4 MiB, 16 KiB frames (schedstat, medians)",
+                    f"bridge: {cpu_text(bulk_cpu)} device",
+                    f"raw {best_shape[0] // 1024}/{best_shape[1] // 1024} KiB: "
+                    f"{cpu_text(raw_cpu[best_shape])} reader",
+                    "",
                 )
             )
             rows.append(
