@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import random
+import select
 import threading
 import time
 import tty
@@ -94,9 +95,12 @@ def _python_frames(data: bytes, start: int, end: int, chunk: int, seq: int, id: 
     return out
 
 
-def _read_all(fd: int, size: int, into: bytearray) -> None:
-    while len(into) < size:
-        into += os.read(fd, 65536)
+def _read_all(fd: int, size: int, into: bytearray, seconds: float = 10.0) -> None:
+    """Read fd into `into` until it holds size bytes, or give up after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while len(into) < size and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            into += os.read(fd, 65536)
 
 
 @pytest.mark.parametrize(
@@ -112,7 +116,7 @@ def test_bulk_writer_writes_the_python_frames(
     data = bytes(random.Random(end).choice((0, 0, 1, 7, 255)) for _ in range(end + 10))
     want = _python_frames(data, start, end, chunk, 0xFFFE, 77)
     got = bytearray()
-    reader = threading.Thread(target=_read_all, args=(master, len(want), got))
+    reader = threading.Thread(target=_read_all, args=(master, len(want), got), daemon=True)
     reader.start()
     rc, frames = writer.send(slave, data, start, end, chunk, BULK, 0xFFFE, 77, 5.0)
     reader.join(10)
