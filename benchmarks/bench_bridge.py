@@ -113,7 +113,8 @@ def raw_pty_throughput(
     """Bytes/s written through a pty to a reader process (the direction of an upload)."""
     proc, port = _peer("sink", total, read_size)
     block = os.urandom(chunk)
-    me, host0, peer0 = os.getpid(), cpu_ns(os.getpid()), cpu_ns(proc.pid)
+    me = os.getpid()
+    host0, peer0 = cpu_ns(me), cpu_ns(proc.pid)
     start = time.perf_counter()
     sent = 0
     while sent < total:
@@ -163,7 +164,8 @@ def bulk_throughput(
         for _ in range(repeats):
             image = os.urandom(total)
             digest = hashlib.sha256(image).digest()
-            me, host0, dev0 = os.getpid(), cpu_ns(os.getpid()), cpu_ns(device_pid)
+            me = os.getpid()
+            host0, dev0 = cpu_ns(me), cpu_ns(device_pid)
             result = bridge.upload("fw0", image, sha256=digest)
             if cpu is not None:
                 cpu.append((cpu_ns(me) - host0, cpu_ns(device_pid) - dev0))
