@@ -1,6 +1,6 @@
 """firmware_bridge against the raw pseudo-terminal, side by side in one process.
 
-    python benchmarks/bench_bridge.py [--seconds 60] [--fault-rpcs 10000] [--quick]
+    python benchmarks/bench_bridge.py [--seconds 60] [--fault-rpcs 10000] [--pin] [--quick]
 
 Measures, against the C virtual device (built on first use):
   * bulk upload throughput vs raw pty throughput, the fastest of three write/read shapes
@@ -10,7 +10,9 @@ Measures, against the C virtual device (built on first use):
   * framing overhead in bytes per payload byte
   * bulk goodput through the fault proxy paced at 921600 baud (target >= 0.97 of line rate)
   * --fault-rpcs calls through the proxy at 1% faults per byte, each checked
-Prints a markdown table and the command line.
+Prints a markdown table and the command line. With --pin the host side (this process and its
+threads) runs on one CPU and every peer (the virtual device, the raw reader and echo processes)
+on another, as a host and a device are two processors; otherwise the scheduler places them.
 """
 
 from __future__ import annotations
@@ -41,6 +43,38 @@ Row = tuple[str, str, str, str]
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+# --- placement -----------------------------------------------------------------------------
+
+# The CPUs the peers run on under --pin (None: wherever the scheduler puts them).
+_peer_cpus: set[int] | None = None
+
+
+def pin_cpus() -> tuple[int, int] | None:
+    """Put this thread (and the threads it starts later) on one CPU and the peers started
+    from now on on another; None, changing nothing, where fewer than two CPUs are usable."""
+    global _peer_cpus
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    usable = sorted(os.sched_getaffinity(0))
+    if len(usable) < 2:
+        return None
+    host, peer = usable[0], usable[1]
+    os.sched_setaffinity(0, {host})
+    _peer_cpus = {peer}
+    return host, peer
+
+
+def _place(pid: int) -> None:
+    """Under --pin, move every thread of a peer process to the peers' CPU."""
+    if _peer_cpus is None:
+        return
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(task), _peer_cpus)
+        except (ProcessLookupError, PermissionError):
+            continue  # a thread that ended meanwhile
 
 
 # --- raw baselines -------------------------------------------------------------------------
@@ -80,6 +114,7 @@ def _peer(
     )
     assert proc.stdout is not None
     path = proc.stdout.readline().strip()
+    _place(proc.pid)
     return proc, serial.Serial(path, timeout=2)
 
 
@@ -259,8 +294,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault-rpcs", type=int, default=10000)
     parser.add_argument("--fault-rate", type=float, default=0.01)
     parser.add_argument("--rpcs", type=int, default=5000, help="round trips per RPC measurement")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="host on one CPU, the device and the raw peers on another (less placement noise)",
+    )
     parser.add_argument("--quick", action="store_true", help="short run for a smoke test")
     args = parser.parse_args(argv)
+    placement = "left to the scheduler"
+    if args.pin:
+        cpus = pin_cpus()
+        placement = (
+            f"host on CPU {cpus[0]}, device and raw peers on CPU {cpus[1]} (--pin)"
+            if cpus
+            else "left to the scheduler (--pin needs two usable CPUs)"
+        )
     if args.quick:
         args.seconds, args.fault_rpcs, args.rpcs = 3.0, 300, 500
     rows: list[Row] = []
@@ -286,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         bulk_runs: list[float] = []
         bulk_cpu: CpuLog = []
         with start_virtual_device(link=tmp / "big", frame_limit=16384) as dev:
+            _place(dev.pid)
             runs: list[tuple[list[float], Callable[[], float]]] = [
                 (
                     results,
@@ -322,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{w // 1024}/{r // 1024} KiB {raw_medians[(w, r)] / 1e6:.0f}" for w, r in raw_shapes
         )
         with start_virtual_device(link=tmp / "small") as dev:
+            _place(dev.pid)
             step("bulk upload throughput (1 KiB frames)")
             bulk_small = bulk_throughput(dev.url, 1024, total, repeats)
             rows.append(
@@ -353,13 +403,17 @@ def main(argv: list[str] | None = None) -> int:
             )
             step("RPC round trips")
             raw, rpc = [], []
+            round_ratios = []
             for r in range(6):  # interleaved rounds in alternating order, as above
                 if r % 2 == 0:
-                    raw += raw_echo_rtts(args.rpcs // 6)
-                    rpc += rpc_rtts(dev.url, args.rpcs // 6)
+                    raw_round = raw_echo_rtts(args.rpcs // 6)
+                    rpc_round = rpc_rtts(dev.url, args.rpcs // 6)
                 else:
-                    rpc += rpc_rtts(dev.url, args.rpcs // 6)
-                    raw += raw_echo_rtts(args.rpcs // 6)
+                    rpc_round = rpc_rtts(dev.url, args.rpcs // 6)
+                    raw_round = raw_echo_rtts(args.rpcs // 6)
+                raw += raw_round
+                rpc += rpc_round
+                round_ratios.append(statistics.median(rpc_round) / statistics.median(raw_round))
             med_ratio = statistics.median(rpc) / statistics.median(raw)
             p99_ratio = percentile(rpc, 99) / percentile(raw, 99)
             rows.append(
@@ -369,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"p99 {percentile(rpc, 99) * 1e6:.0f} us",
                     f"raw echo median {statistics.median(raw) * 1e6:.0f} us, "
                     f"p99 {percentile(raw, 99) * 1e6:.0f} us: ratio {med_ratio:.2f} / "
-                    f"{p99_ratio:.2f}",
+                    f"{p99_ratio:.2f}; rounds {min(round_ratios):.2f}-{max(round_ratios):.2f}",
                     "<= 1.5",
                 )
             )
@@ -426,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         print("| " + " | ".join(row) + " |")
     print()
     print(f"host bulk frame encoder: {_native.status()}")
+    print(f"placement: {placement}")
     print("command: python benchmarks/bench_bridge.py " + " ".join(argv or sys.argv[1:]))
     return 0
 
