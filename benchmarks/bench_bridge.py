@@ -73,7 +73,7 @@ def _place(pid: int) -> None:
     for task in os.listdir(f"/proc/{pid}/task"):
         try:
             os.sched_setaffinity(int(task), _peer_cpus)
-        except (ProcessLookupError, PermissionError):
+        except ProcessLookupError:
             continue  # a thread that ended meanwhile
 
 
