@@ -18,6 +18,7 @@ on another, as a host and a device are two processors; otherwise the scheduler p
 from __future__ import annotations
 
 import argparse
+import ctypes
 import glob
 import hashlib
 import os
@@ -28,12 +29,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import serial
 
 from firmware_bridge import Bridge, _native
 from firmware_bridge.framing import encode_frame
-from firmware_bridge.messages import BULK_DATA_HEADER, Channel, Header, RpcType
+from firmware_bridge.messages import BULK_DATA_HEADER, BulkType, Channel, Header, RpcType
 from firmware_bridge.proxy import FaultProxy
 from firmware_bridge.virtual import VirtualDeviceApi, start_virtual_device
 
@@ -137,9 +139,51 @@ def cpu_ns(pid: int) -> int:
     return total
 
 
-# (host, peer) CPU nanoseconds of each transfer, appended by the measurements that are given a
-# list: CPU per byte is steadier than throughput on a shared machine, and says which side works
-CpuLog = list[tuple[int, int]]
+def kernel_worker_ns() -> int:
+    """CPU time so far of the kernel's worker threads (kworker/*). The tty layer moves pty
+    data from the writer's buffer to the reader's in them, so they do part of every
+    transfer's work on one of the same CPUs; 0 where /proc does not say."""
+    total = 0
+    for task in glob.glob("/proc/[0-9]*/task/[0-9]*"):
+        try:
+            with open(task + "/comm") as f:
+                if not f.read().startswith("kworker"):
+                    continue
+            with open(task + "/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+class CpuSample(NamedTuple):
+    """CPU nanoseconds of one transfer: the host process, the peer process, the kernel's
+    workers; and the transfer's wall-clock nanoseconds."""
+
+    host: int
+    peer: int
+    kernel: int
+    wall: int
+
+
+class _CpuMeter:
+    """Snapshots around one transfer (the kernel-worker scan stays outside the host's time)."""
+
+    def __init__(self, peer_pid: int) -> None:
+        self.peer_pid = peer_pid
+        self.kernel0 = kernel_worker_ns()
+        self.host0, self.peer0 = cpu_ns(os.getpid()), cpu_ns(peer_pid)
+        self.wall0 = time.perf_counter_ns()
+
+    def sample(self) -> CpuSample:
+        wall = time.perf_counter_ns() - self.wall0
+        host, peer = cpu_ns(os.getpid()) - self.host0, cpu_ns(self.peer_pid) - self.peer0
+        return CpuSample(host, peer, kernel_worker_ns() - self.kernel0, wall)
+
+
+# CPU of each transfer, appended by the measurements that are given a list: CPU per byte is
+# steadier than throughput on a shared machine, and says which side works
+CpuLog = list[CpuSample]
 
 
 def raw_pty_throughput(
@@ -148,16 +192,15 @@ def raw_pty_throughput(
     """Bytes/s written through a pty to a reader process (the direction of an upload)."""
     proc, port = _peer("sink", total, read_size)
     block = os.urandom(chunk)
-    me = os.getpid()
-    host0, peer0 = cpu_ns(me), cpu_ns(proc.pid)
+    meter = _CpuMeter(proc.pid) if cpu is not None else None
     start = time.perf_counter()
     sent = 0
     while sent < total:
         sent += port.write(block[: min(chunk, total - sent)])
     done = port.read(1)
     elapsed = time.perf_counter() - start
-    if cpu is not None:
-        cpu.append((cpu_ns(me) - host0, cpu_ns(proc.pid) - peer0))
+    if meter is not None and cpu is not None:
+        cpu.append(meter.sample())
     _stop_peer(proc, port)
     assert done == b"k"
     return total / elapsed
@@ -182,6 +225,63 @@ def raw_echo_rtts(count: int, size: int = 64) -> list[float]:
 
 # --- bridge measurements -------------------------------------------------------------------
 
+MACHINE_CPUS = os.cpu_count() or 1
+
+
+def codec_work_ns(total: int, frame_limit: int) -> dict[str, int] | None:
+    """Thread CPU nanoseconds of what a bulk upload of `total` bytes adds to moving them:
+    framing on the host (CRC-32 and COBS in the C encoder the bridge uses), unframing on the
+    device (COBS decode and CRC-32 from the same C library) and the image's SHA-256 (hashlib,
+    on the same SHA extensions as the virtual device's hash engine). Best of five passes;
+    None without the C library. When the raw pty alone keeps every CPU busy, the bridge can
+    go no faster than raw CPU / (raw CPU + this) of it, whatever the host and device do."""
+    encode = _native.encoder()
+    if encode is None:
+        return None
+    lib = ctypes.CDLL(str(_native.LIBRARY))  # the handle the encoder loaded, CRC installed
+    decode = lib.bridge_host_decode
+    decode.restype = ctypes.c_long
+    decode.argtypes = [
+        ctypes.c_char_p,
+        ctypes.c_size_t,
+        ctypes.c_size_t,
+        ctypes.c_size_t,
+        ctypes.c_void_p,
+    ]
+    size = lib.bridge_host_decoder_size
+    size.restype = ctypes.c_size_t
+    size.argtypes = []
+    decoder = ctypes.create_string_buffer(size())
+    image = os.urandom(total)
+    chunk = frame_limit - 16 - BULK_DATA_HEADER  # data per frame: 12 B header, offset, CRC
+    head = Header(1, 0, Channel.BULK, BulkType.DATA, 0, 0, 1).pack()
+    offsets = range(0, total, chunk)
+    wire = b"".join(
+        encode(bytearray(head + o.to_bytes(4, "little") + image[o : o + chunk]), 0) for o in offsets
+    )
+    writer = _native.bulk_writer()
+    assert writer is not None  # the encoder loaded, so the library is there
+    null = os.open(os.devnull, os.O_WRONLY | os.O_NONBLOCK)
+    best = {"encode": 0, "decode": 0, "sha256": 0}
+    for attempt in range(5):
+        # the C writer framing all of it, to a sink that costs a write(2) and nothing else
+        t0 = time.thread_time_ns()
+        rc, _ = writer.send(null, image, 0, total, chunk, (1, Channel.BULK, BulkType.DATA), 0, 1, 5)
+        t1 = time.thread_time_ns()
+        # in the 4 KiB pieces a pty read brings
+        frames = decode(wire, len(wire), frame_limit, 4096, decoder)
+        t2 = time.thread_time_ns()
+        if frames != len(offsets):
+            raise RuntimeError(f"the C decoder took {frames} of {len(offsets)} encoded frames")
+        hashlib.sha256(image).digest()
+        t3 = time.thread_time_ns()
+        if rc != 0:
+            raise RuntimeError(f"the C writer failed on {os.devnull}: {os.strerror(-rc)}")
+        for key, ns in (("encode", t1 - t0), ("decode", t2 - t1), ("sha256", t3 - t2)):
+            best[key] = ns if attempt == 0 else min(best[key], ns)
+    os.close(null)
+    return best
+
 
 def bulk_throughput(
     url: str,
@@ -199,11 +299,10 @@ def bulk_throughput(
         for _ in range(repeats):
             image = os.urandom(total)
             digest = hashlib.sha256(image).digest()
-            me = os.getpid()
-            host0, dev0 = cpu_ns(me), cpu_ns(device_pid)
+            meter = _CpuMeter(device_pid) if cpu is not None else None
             result = bridge.upload("fw0", image, sha256=digest)
-            if cpu is not None:
-                cpu.append((cpu_ns(me) - host0, cpu_ns(device_pid) - dev0))
+            if meter is not None and cpu is not None:
+                cpu.append(meter.sample())
             assert result.resumed_from == 0
             seconds.append(result.seconds)
         assert VirtualDeviceApi(bridge).fw_slot().valid
@@ -360,12 +459,21 @@ def main(argv: list[str] | None = None) -> int:
         )
         raw_small_writes = max(raw_medians[(4096, 4096)], raw_medians[(4096, 65536)])
 
-        def cpu_text(log: CpuLog) -> str:
-            if not log or not any(host or peer for host, peer in log):
+        def cpu_text(log: CpuLog, peer_name: str) -> str:
+            if not log or not any(c.host or c.peer for c in log):
                 return "not measured (no /proc schedstat)"
-            host = statistics.median(h for h, _ in log) / 1e6
-            peer = statistics.median(p for _, p in log) / 1e6
-            return f"{host:.1f} ms host, {peer:.1f} ms"
+            host, peer, kernel = (statistics.median(c[i] for c in log) / 1e6 for i in range(3))
+            everything = statistics.median(c.host + c.peer + c.kernel for c in log) / 1e6
+            busy = statistics.median(
+                (c.host + c.peer + c.kernel) / (MACHINE_CPUS * c.wall) for c in log if c.wall
+            )
+            return (
+                f"{everything:.1f} ms: host {host:.1f}, {peer_name} {peer:.1f}, kernel workers "
+                f"{kernel:.1f}; {busy:.0%} of {MACHINE_CPUS} CPUs busy"
+            )
+
+        def total_cpu(log: CpuLog) -> float:
+            return statistics.median(c.host + c.peer + c.kernel for c in log) if log else 0.0
 
         shapes_text = ", ".join(
             f"{w // 1024}/{r // 1024} KiB {raw_medians[(w, r)] / 1e6:.0f}" for w, r in raw_shapes
@@ -387,12 +495,27 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(
                 (
                     "CPU per 4 MiB, 16 KiB frames (schedstat, medians)",
-                    f"bridge: {cpu_text(bulk_cpu)} device",
-                    f"raw {best_shape[0] // 1024}/{best_shape[1] // 1024} KiB: "
-                    f"{cpu_text(raw_cpu[best_shape])} reader",
+                    f"bridge {cpu_text(bulk_cpu, 'device')}",
+                    f"raw {best_shape[0] // 1024}/{best_shape[1] // 1024} KiB "
+                    f"{cpu_text(raw_cpu[best_shape], 'reader')}",
                     "",
                 )
             )
+            work = codec_work_ns(total, 16384)
+            raw_all = total_cpu(raw_cpu[best_shape])
+            if work is not None and raw_all > 0:
+                extra = sum(work.values())
+                rows.append(
+                    (
+                        "codec work per 4 MiB the raw pty does not do (thread CPU, best of 5)",
+                        f"{extra / 1e6:.1f} ms: encode {work['encode'] / 1e6:.1f}, decode "
+                        f"{work['decode'] / 1e6:.1f}, SHA-256 {work['sha256'] / 1e6:.1f}",
+                        f"ceiling with both CPUs busy: raw's {raw_all / 1e6:.1f} ms / "
+                        f"({raw_all / 1e6:.1f} + {extra / 1e6:.1f}) = "
+                        f"{raw_all / (raw_all + extra):.2f}",
+                        "",
+                    )
+                )
             rows.append(
                 (
                     "bulk upload fw0, 4 MiB, 1 KiB frames",

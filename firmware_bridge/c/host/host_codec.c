@@ -213,3 +213,43 @@ int bridge_host_send_bulk(int fd, const uint8_t *data, size_t len, uint32_t offs
     *frames = job.frames;
     return rc;
 }
+
+static void count_frame(void *ctx, const bridge_header_t *h, uint8_t *body, size_t len)
+{
+    (void)h;
+    (void)body;
+    (void)len;
+    ++*(long *)ctx;
+}
+
+/* The bytes of scratch memory bridge_host_decode needs. */
+size_t bridge_host_decoder_size(void)
+{
+    return sizeof(bridge_decoder_t);
+}
+
+/* Feed wire[0..len) to a fresh streaming decoder (the device's own code) in pieces of `piece`
+ * bytes, as reads would bring them, with frames of up to `limit` bytes. Returns the frames it
+ * decoded, or -1 when any segment was bad (a COBS, CRC, version or size error). Lets the
+ * benchmark time the device's share of the framing work on the host. decoder is the caller's
+ * memory of bridge_host_decoder_size() bytes, aligned for any type. */
+long bridge_host_decode(const uint8_t *wire, size_t len, size_t limit, size_t piece, void *decoder)
+{
+    bridge_decoder_t *d = (bridge_decoder_t *)decoder;
+    long frames = 0;
+    size_t at = 0;
+    if (piece == 0) {
+        return -1;
+    }
+    bridge_decoder_init(d, limit, count_frame, NULL, &frames);
+    while (at < len) {
+        size_t n = len - at < piece ? len - at : piece;
+        bridge_decoder_feed(d, wire + at, n);
+        at += n;
+    }
+    if (d->stats.cobs_errors || d->stats.crc_errors || d->stats.bad_version ||
+        d->stats.oversize || d->stats.short_frames) {
+        return -1;
+    }
+    return frames;
+}
