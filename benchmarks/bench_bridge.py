@@ -20,7 +20,6 @@ on another, as a host and a device are two processors; otherwise the scheduler p
 from __future__ import annotations
 
 import argparse
-import ctypes
 import glob
 import hashlib
 import os
@@ -37,7 +36,14 @@ import serial
 
 from firmware_bridge import Bridge, _native
 from firmware_bridge.framing import encode_frame
-from firmware_bridge.messages import BULK_DATA_HEADER, BulkType, Channel, Header, RpcType
+from firmware_bridge.messages import (
+    BULK_DATA_HEADER,
+    PROTOCOL_VERSION,
+    BulkType,
+    Channel,
+    Header,
+    RpcType,
+)
 from firmware_bridge.proxy import FaultProxy
 from firmware_bridge.virtual import VirtualDeviceApi, start_virtual_device
 
@@ -129,33 +135,34 @@ def _stop_peer(proc: subprocess.Popen[str], port: serial.Serial) -> None:
     proc.wait(5)
 
 
+def _task_ns(task: str) -> int:
+    """CPU time so far of one thread (/proc/PID/task/TID; 0 when it has ended meanwhile)."""
+    try:
+        with open(task + "/schedstat") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def cpu_ns(pid: int) -> int:
     """CPU time of all threads of a process so far (Linux schedstat; 0 where there is none)."""
-    total = 0
-    for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
-        try:
-            with open(path) as f:
-                total += int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            continue  # a thread that ended meanwhile
-    return total
+    return sum(_task_ns(task) for task in glob.glob(f"/proc/{pid}/task/*"))
+
+
+def _is_kernel_worker(task: str) -> bool:
+    try:
+        with open(task + "/comm") as f:
+            return f.read().startswith("kworker")
+    except OSError:
+        return False
 
 
 def kernel_worker_ns() -> int:
     """CPU time so far of the kernel's worker threads (kworker/*). The tty layer moves pty
     data from the writer's buffer to the reader's in them, so they do part of every
     transfer's work on one of the same CPUs; 0 where /proc does not say."""
-    total = 0
-    for task in glob.glob("/proc/[0-9]*/task/[0-9]*"):
-        try:
-            with open(task + "/comm") as f:
-                if not f.read().startswith("kworker"):
-                    continue
-            with open(task + "/schedstat") as f:
-                total += int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            continue
-    return total
+    tasks = glob.glob("/proc/[0-9]*/task/[0-9]*")
+    return sum(_task_ns(task) for task in tasks if _is_kernel_worker(task))
 
 
 class CpuSample(NamedTuple):
@@ -240,38 +247,26 @@ def codec_work_ns(total: int, frame_limit: int) -> dict[str, int] | None:
     encode = _native.encoder()
     if encode is None:
         return None
-    lib = ctypes.CDLL(str(_native.LIBRARY))  # the handle the encoder loaded, CRC installed
-    decode = lib.bridge_host_decode
-    decode.restype = ctypes.c_long
-    decode.argtypes = [
-        ctypes.c_char_p,
-        ctypes.c_size_t,
-        ctypes.c_size_t,
-        ctypes.c_size_t,
-        ctypes.c_void_p,
-    ]
-    size = lib.bridge_host_decoder_size
-    size.restype = ctypes.c_size_t
-    size.argtypes = []
-    decoder = ctypes.create_string_buffer(size())
+    counter = _native.frame_counter()
+    writer = _native.bulk_writer()
+    assert counter is not None and writer is not None  # the encoder loaded: the library is there
     image = os.urandom(total)
     chunk = frame_limit - 16 - BULK_DATA_HEADER  # data per frame: 12 B header, offset, CRC
-    head = Header(1, 0, Channel.BULK, BulkType.DATA, 0, 0, 1).pack()
+    head = Header(PROTOCOL_VERSION, 0, Channel.BULK, BulkType.DATA, 0, 0, 1).pack()
     offsets = range(0, total, chunk)
     wire = b"".join(
         encode(bytearray(head + o.to_bytes(4, "little") + image[o : o + chunk]), 0) for o in offsets
     )
-    writer = _native.bulk_writer()
-    assert writer is not None  # the encoder loaded, so the library is there
+    fields = (PROTOCOL_VERSION, int(Channel.BULK), int(BulkType.DATA))
     null = os.open(os.devnull, os.O_WRONLY | os.O_NONBLOCK)
     best = {"encode": 0, "decode": 0, "sha256": 0}
     for attempt in range(5):
         # the C writer framing all of it, to a sink that costs a write(2) and nothing else
         t0 = time.thread_time_ns()
-        rc, _ = writer.send(null, image, 0, total, chunk, (1, Channel.BULK, BulkType.DATA), 0, 1, 5)
+        rc, _ = writer.send(null, image, 0, total, chunk, fields, 0, 1, 5.0)
         t1 = time.thread_time_ns()
         # in the 4 KiB pieces a pty read brings
-        frames = decode(wire, len(wire), frame_limit, 4096, decoder)
+        frames = counter.count(wire, frame_limit, 4096)
         t2 = time.thread_time_ns()
         if frames != len(offsets):
             raise RuntimeError(f"the C decoder took {frames} of {len(offsets)} encoded frames")

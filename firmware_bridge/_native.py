@@ -101,6 +101,42 @@ class BulkWriter:
         return rc, self._frames.value
 
 
+class FrameCounter:
+    """The device's streaming decoder from the same library, run on the host: counts the good
+    frames of a byte stream (benchmarks time the device's share of the framing work with it;
+    one per caller: it owns the decoder's memory)."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        decode = lib.bridge_host_decode
+        decode.restype = ctypes.c_long
+        decode.argtypes = [
+            ctypes.c_char_p,  # wire
+            ctypes.c_size_t,  # len
+            ctypes.c_size_t,  # frame limit
+            ctypes.c_size_t,  # piece
+            ctypes.c_void_p,  # decoder memory
+        ]
+        size = lib.bridge_host_decoder_size
+        size.restype = ctypes.c_size_t
+        size.argtypes = []
+        self._decode = decode
+        self._decoder = ctypes.create_string_buffer(size())
+
+    def count(self, wire: bytes, frame_limit: int, piece: int) -> int:
+        """Good frames in wire, fed in `piece`-byte pieces; -1 when any segment was bad."""
+        return int(self._decode(wire, len(wire), frame_limit, piece, self._decoder))
+
+
+def frame_counter() -> FrameCounter | None:
+    """A new FrameCounter when the library is available (and the encoder is in use)."""
+    global _library
+    if encoder() is None:
+        return None
+    if _library is None:
+        _library = _open(LIBRARY)[0]
+    return FrameCounter(_library) if _library is not None else None
+
+
 def _newest_source() -> float:
     newest = 0.0
     for folder in SOURCES:

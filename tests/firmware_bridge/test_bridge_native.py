@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
 import random
@@ -73,21 +72,16 @@ def test_library_decoder_takes_python_frames_in_any_pieces(virtual_binary: Path)
     # refuse a stream with one flipped bit
     lib, why = _native._open(_native.LIBRARY)
     assert lib is not None, why
-    decode = lib.bridge_host_decode
-    decode.restype = ctypes.c_long
-    decode.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_size_t]
-    decode.argtypes += [ctypes.c_void_p]
-    lib.bridge_host_decoder_size.restype = ctypes.c_size_t
-    scratch = ctypes.create_string_buffer(lib.bridge_host_decoder_size())
+    counter = _native.FrameCounter(lib)
     header = bytes([1, 0, 3, 3, 9, 0, 0, 0, 5, 0, 0, 0])
     payloads = [os.urandom(n) for n in (0, 1, 254, 4000, 16000)] + [bytes(9000)]
     wire = b"".join(encode_body(header + p) for p in payloads)
     for piece in (1, 7, 4096, len(wire)):
-        assert decode(wire, len(wire), 16384, piece, scratch) == len(payloads), piece
+        assert counter.count(wire, 16384, piece) == len(payloads), piece
     flipped = bytearray(wire)
     flipped[len(wire) // 2] ^= 0x10
-    assert decode(bytes(flipped), len(flipped), 16384, 4096, scratch) == -1
-    assert decode(wire, len(wire), 16384, 0, scratch) == -1
+    assert counter.count(bytes(flipped), 16384, 4096) == -1
+    assert counter.count(wire, 16384, 0) == -1
 
 
 @pytest.fixture
