@@ -7,7 +7,8 @@ Measures, against the C virtual device (built on first use):
     (target ratio >= 0.85), with the CPU of each side per 4 MiB (the host, the peer and the
     kernel's worker threads that move pty data) and the codec work an upload adds (framing,
     unframing, SHA-256): the ceiling of that ratio when the raw pty keeps every CPU busy
-  * RPC round trip (sys.ping, 64 B) vs a raw 64-byte echo over a pty (target ratio <= 1.5)
+  * RPC round trip (sys.ping, 64 B) vs a raw 64-byte echo over a pty (target ratio <= 1.5);
+    the same awaited through firmware_bridge.aio, one at a time and eight gathered
   * a 1 kHz IMU stream for --seconds: loss and latency p99
   * framing overhead in bytes per payload byte
   * bulk goodput through the fault proxy paced at 921600 baud (target >= 0.97 of line rate)
@@ -20,6 +21,7 @@ on another, as a host and a device are two processors; otherwise the scheduler p
 from __future__ import annotations
 
 import argparse
+import asyncio
 import glob
 import hashlib
 import os
@@ -35,6 +37,7 @@ from typing import NamedTuple
 import serial
 
 from firmware_bridge import Bridge, _native
+from firmware_bridge.aio import AsyncBridge
 from firmware_bridge.framing import encode_frame
 from firmware_bridge.messages import (
     BULK_DATA_HEADER,
@@ -314,6 +317,38 @@ def rpc_rtts(url: str, count: int, size: int = 64) -> list[float]:
         return [bridge.ping(payload) for _ in range(count)]
 
 
+def async_rpc(url: str, count: int, size: int = 64) -> dict[str, list[float] | float]:
+    """sys.ping awaited through AsyncBridge against Bridge.call on the same bridge (rounds
+    alternate), and calls per second with eight gathered at a time (the call window)."""
+    payload = os.urandom(size)
+    with Bridge.open(url, timeout=5) as bridge:
+
+        async def main() -> dict[str, list[float] | float]:
+            board = AsyncBridge(bridge)
+            for _ in range(50):
+                await board.call("sys.ping", payload)
+            sync: list[float] = []
+            awaited: list[float] = []
+            for _ in range(4):
+                for _ in range(count // 4):
+                    start = time.perf_counter()
+                    bridge.call("sys.ping", payload)
+                    sync.append(time.perf_counter() - start)
+                for _ in range(count // 4):
+                    start = time.perf_counter()
+                    await board.call("sys.ping", payload)
+                    awaited.append(time.perf_counter() - start)
+            batches = max(1, count // 8)
+            start = time.perf_counter()
+            for _ in range(batches):
+                await asyncio.gather(*(board.call("sys.ping", payload) for _ in range(8)))
+            gathered = 8 * batches / (time.perf_counter() - start)
+            await board.close()
+            return {"sync": sync, "async": awaited, "gathered": gathered}
+
+        return asyncio.run(main())
+
+
 def imu_stream(url: str, seconds: float) -> dict[str, float]:
     with Bridge.open(url, timeout=5) as bridge:
         stream = bridge.subscribe("imu", 1000, maxlen=1 << 20)
@@ -545,6 +580,24 @@ def main(argv: list[str] | None = None) -> int:
                     f"p99 {percentile(raw, 99) * 1e6:.0f} us: ratio {med_ratio:.2f} / "
                     f"{p99_ratio:.2f}; rounds {min(round_ratios):.2f}-{max(round_ratios):.2f}",
                     "<= 1.5",
+                )
+            )
+            step("RPC round trips awaited through AsyncBridge")
+            ar = async_rpc(dev.url, args.rpcs // 2)
+            sync_rtts, async_rtts = ar["sync"], ar["async"]
+            assert isinstance(sync_rtts, list) and isinstance(async_rtts, list)
+            one_at_a_time = 1 / statistics.median(sync_rtts)
+            rows.append(
+                (
+                    "RPC sys.ping 64 B awaited (firmware_bridge.aio)",
+                    f"median {statistics.median(async_rtts) * 1e6:.0f} us, p99 "
+                    f"{percentile(async_rtts, 99) * 1e6:.0f} us; 8 gathered at a time: "
+                    f"{ar['gathered']:.0f} calls/s",
+                    f"Bridge.call median {statistics.median(sync_rtts) * 1e6:.0f} us: ratio "
+                    f"{statistics.median(async_rtts) / statistics.median(sync_rtts):.2f}; "
+                    f"gathered {float(ar['gathered']) / one_at_a_time:.1f}x the calls/s of "
+                    "one at a time",
+                    "",
                 )
             )
             step(f"IMU stream at 1 kHz for {args.seconds:g} s")

@@ -226,6 +226,7 @@ class Bridge:
         self._direct_callers = 0
         self._direct_idle_since = 0.0
         self._reader_selecting = False
+        self._reader_nudge = threading.Event()  # ends the reader's linger early (or on close)
         self._pollable: SupportsReadiness | None = None
         self._partial: SupportsPartialWrites | None = None
         self._direct_fd: int | None = None  # a non-blocking descriptor for _native's writer
@@ -362,6 +363,7 @@ class Bridge:
                     logger.debug("stopping stream %s on close: %s", stream.name, e)
             stream._terminate()
         self._closed.set()
+        self._reader_nudge.set()
         self._tasks.put(None)
         current = threading.current_thread()
         for thread in (self._reader, self._supervisor):
@@ -525,13 +527,19 @@ class Bridge:
             if not resent and pending.error is None:  # Karn: only unambiguous samples
                 self.rtt.sample(time.monotonic() - sent_at)
         finally:
+            hand_over = False
             with lock:
                 pending_calls.pop(call_id, None)
                 if direct:
                     self._direct_callers -= 1
-                    self._direct_idle_since = time.monotonic()
+                    # other calls still wait for answers that only the reader thread will
+                    # read now: it comes back at once instead of lingering
+                    hand_over = bool(pending_calls)
+                    self._direct_idle_since = 0.0 if hand_over else time.monotonic()
                 if self._window_waiters:
                     self._session_cond.notify_all()
+            if hand_over:
+                self._reader_nudge.set()
         if pending.error is not None:
             self._failed += 1
             raise pending.error
@@ -857,7 +865,8 @@ class Bridge:
         self._reader_selecting = True
         if self._direct_active():
             self._reader_selecting = False
-            self._closed.wait(DIRECT_LINGER)
+            self._reader_nudge.wait(DIRECT_LINGER)
+            self._reader_nudge.clear()
             return
         try:
             ready, _, _ = select.select([transport.fileno(), self._wake_r], [], [], 0.05)

@@ -85,6 +85,8 @@ class Stream:
         self.dropped = 0
         self._deltas: deque[int] = deque(maxlen=LATENCY_WINDOW)
         self._min_delta: int | None = None
+        # called once each when the next sample arrives or the stream closes (aio.AsyncStream)
+        self._wakers: list[Callable[[], None]] = []
 
     @property
     def id(self) -> int:
@@ -134,6 +136,8 @@ class Stream:
                 self.dropped += 1
             self._queue.append(sample)
             self._cond.notify()
+            if self._wakers:
+                self._wake_all()
 
     def _new_session(self) -> None:
         """The device restarted the stream: its sequence and clock start over."""
@@ -149,6 +153,32 @@ class Stream:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+            self._wake_all()
+
+    def _wake_all(self) -> None:
+        """Call and forget the wakers (caller holds the condition; a waker must not block)."""
+        wakers, self._wakers = self._wakers, []
+        for wake in wakers:
+            wake()
+
+    # --- for aio.AsyncStream --------------------------------------------------------------
+
+    def _take(self, waker: Callable[[], None]) -> Sample | None:
+        """The next sample without waiting; or None, and `waker()` is called once (from the
+        reader thread) when one arrives or the stream closes. Disconnected once closed."""
+        with self._cond:
+            if self._queue:
+                return self._queue.popleft()
+            if self._closed:
+                raise Disconnected(f"stream {self.name!r} is closed")
+            self._wakers.append(waker)
+            return None
+
+    def _forget(self, waker: Callable[[], None]) -> None:
+        """Drop a waker nobody waits on any more (a timeout or a cancel)."""
+        with self._cond:
+            if waker in self._wakers:
+                self._wakers.remove(waker)
 
     # --- user API -------------------------------------------------------------------------
 

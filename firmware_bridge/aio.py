@@ -1,0 +1,252 @@
+"""asyncio face of the bridge: the same session, awaited instead of blocked on.
+
+    from firmware_bridge.aio import AsyncBridge
+
+    async with await AsyncBridge.open("serial:///dev/ttyACM0?baud=921600") as board:
+        info = await board.call("sys.info")
+        answers = await asyncio.gather(*(board.call("sys.ping", bytes([i])) for i in range(8)))
+        async with await board.subscribe("imu", rate_hz=200) as imu:
+            async for sample in imu:
+                ...
+        await board.upload("fw0", image, progress=lambda done, total: ...)
+
+An `AsyncBridge` wraps a `Bridge` and keeps all of its machinery: the reader thread, HELLO and
+reconnects, retransmits, the call window, bulk windows. Nothing here blocks the event loop.
+
+- **Calls** run in a small thread pool of its own, as many threads as the device keeps answers
+  for (`DEVICE_CALL_CACHE`, 8), which is also the most calls the bridge keeps in flight: calls
+  gathered together are pipelined over the link, not queued behind each other.
+- **Streams** need no thread: the reader thread hands each sample to the loop, and only when a
+  task is waiting for one.
+- **Uploads** run in a thread of their own; progress callbacks run on the event loop.
+
+Cancelling a task that awaits a call stops the wait, not the call: the device may still run
+it (the same as a call that timed out). Every error is the same `BridgeError` as in the
+synchronous API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from .bulk import UploadResult
+from .client import DEVICE_CALL_CACHE, Bridge
+from .errors import BridgeTimeout, Disconnected
+from .messages import DeviceInfo
+from .streams import Sample, Stream, StreamStats
+
+__all__ = ["AsyncBridge", "AsyncStream"]
+
+T = TypeVar("T")
+
+
+class AsyncBridge:
+    """A `Bridge` whose calls, streams and uploads are awaited. Make one with `open`, or wrap
+    an open `Bridge` (whose close then stays the caller's)."""
+
+    def __init__(self, bridge: Bridge, *, owns_bridge: bool = False) -> None:
+        self.bridge = bridge
+        self._owns_bridge = owns_bridge
+        self._calls = ThreadPoolExecutor(DEVICE_CALL_CACHE, thread_name_prefix="bridge-aio-call")
+        self._closed = False
+
+    @classmethod
+    async def open(cls, url: str, timeout: float = 3.0, **options: Any) -> AsyncBridge:
+        """`Bridge.open(url, timeout, **options)` without blocking the loop: opens the link
+        and waits for the device's HELLO. Raises what Bridge.open raises."""
+        loop = asyncio.get_running_loop()
+        bridge = await loop.run_in_executor(
+            None, functools.partial(Bridge.open, url, timeout, **options)
+        )
+        return cls(bridge, owns_bridge=True)
+
+    # --- state ----------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return self.bridge.url
+
+    @property
+    def info(self) -> DeviceInfo:
+        """The latest HELLO (see Bridge.info)."""
+        return self.bridge.info
+
+    @property
+    def connected(self) -> bool:
+        return self.bridge.connected
+
+    def stats(self) -> dict[str, Any]:
+        return self.bridge.stats()
+
+    async def wait_session(self, timeout: float) -> DeviceInfo:
+        """Until a session is up (after a reconnect); its DeviceInfo."""
+        return await self._in_pool(self.bridge.wait_session, timeout)
+
+    # --- RPC ------------------------------------------------------------------------------
+
+    async def call(
+        self, method: str | int, args: bytes = b"", timeout: float | None = None
+    ) -> bytes:
+        """`Bridge.call` awaited: the result bytes, or its RemoteError, BridgeTimeout,
+        Disconnected."""
+        return await self._in_pool(self.bridge.call, method, args, timeout)
+
+    async def ping(self, data: bytes = b"", timeout: float | None = None) -> float:
+        """Round trip of sys.ping in seconds (the call itself, without the hop to the loop)."""
+        return await self._in_pool(self.bridge.ping, data, timeout)
+
+    async def sys_info(self, timeout: float | None = None) -> dict[str, str]:
+        return await self._in_pool(self.bridge.sys_info, timeout)
+
+    async def _in_pool(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise Disconnected(f"async bridge to {self.url} is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._calls, functools.partial(fn, *args))
+
+    # --- streams --------------------------------------------------------------------------
+
+    async def subscribe(self, stream: str | int, rate_hz: int, maxlen: int = 4096) -> AsyncStream:
+        """Start a device stream (see Bridge.subscribe); iterate the result with `async for`."""
+        sub = await self._in_pool(self.bridge.subscribe, stream, rate_hz, maxlen)
+        return AsyncStream(sub, self)
+
+    # --- bulk -----------------------------------------------------------------------------
+
+    async def upload(
+        self,
+        name: str,
+        data: bytes,
+        progress: Callable[[int, int], None] | None = None,
+        timeout: float = 30.0,
+        sha256: bytes | None = None,
+    ) -> UploadResult:
+        """`Bridge.upload` awaited; `progress(done, total)` is called on the event loop."""
+        if self._closed:
+            raise Disconnected(f"async bridge to {self.url} is closed")
+        report = None if progress is None else _on_loop(asyncio.get_running_loop(), progress)
+        # its own thread, not one of the call pool's: an upload takes seconds
+        return await asyncio.to_thread(self.bridge.upload, name, data, report, timeout, sha256)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Stop taking calls, wait for those running, and close the bridge if `open` made it."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, functools.partial(self._calls.shutdown, wait=True))
+        if self._owns_bridge:
+            await loop.run_in_executor(None, self.bridge.close)
+
+    async def __aenter__(self) -> AsyncBridge:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class AsyncStream:
+    """A stream subscription read with `await get()` or `async for`; the samples, loss and
+    overrun counters and latency of the `Stream` underneath (`.stream`)."""
+
+    def __init__(self, stream: Stream, owner: AsyncBridge) -> None:
+        self.stream = stream
+        self._owner = owner
+
+    @property
+    def name(self) -> str:
+        return self.stream.name
+
+    @property
+    def closed(self) -> bool:
+        return self.stream.closed
+
+    def stats(self) -> StreamStats:
+        return self.stream.stats()
+
+    def drain(self) -> list[Sample]:
+        """Everything queued right now, without waiting."""
+        return self.stream.drain()
+
+    async def get(self, timeout: float | None = 1.0) -> Sample:
+        """The next sample; BridgeTimeout after `timeout` s, Disconnected once closed."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            arrived: asyncio.Future[None] = loop.create_future()
+            waker = _waker(loop, arrived)
+            sample = self.stream._take(waker)
+            if sample is not None:
+                return sample
+            remaining = None if deadline is None else deadline - loop.time()
+            try:
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError
+                await asyncio.wait_for(arrived, remaining)
+            except TimeoutError:
+                self.stream._forget(waker)
+                raise BridgeTimeout(
+                    f"no sample of stream {self.name!r} within {timeout}s; is the device "
+                    "connected and the rate > 0?"
+                ) from None
+            except asyncio.CancelledError:
+                self.stream._forget(waker)
+                raise
+
+    def __aiter__(self) -> AsyncStream:
+        return self
+
+    async def __anext__(self) -> Sample:
+        """Samples as they come, until the stream is closed."""
+        while True:
+            try:
+                return await self.get(timeout=1.0)
+            except BridgeTimeout:
+                continue
+            except Disconnected:
+                raise StopAsyncIteration from None
+
+    async def close(self) -> None:
+        """Stop the stream on the device (see Stream.close)."""
+        if not self.stream.closed:
+            # not in the call pool, which is shut once the AsyncBridge closes
+            await asyncio.to_thread(self.stream.close)
+
+    async def __aenter__(self) -> AsyncStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _on_loop(
+    loop: asyncio.AbstractEventLoop, progress: Callable[[int, int], None]
+) -> Callable[[int, int], None]:
+    """A progress callback for the uploading thread that runs `progress` on the loop."""
+
+    def report(done: int, total: int) -> None:
+        loop.call_soon_threadsafe(progress, done, total)
+
+    return report
+
+
+def _waker(loop: asyncio.AbstractEventLoop, arrived: asyncio.Future[None]) -> Callable[[], None]:
+    """What the reader thread calls (once) when a sample arrives or the stream closes."""
+
+    def wake() -> None:
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
+            loop.call_soon_threadsafe(_resolve, arrived)
+
+    return wake
+
+
+def _resolve(arrived: asyncio.Future[None]) -> None:
+    if not arrived.done():
+        arrived.set_result(None)
