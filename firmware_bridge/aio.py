@@ -30,15 +30,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from .bulk import UploadResult
-from .client import DEVICE_CALL_CACHE, Bridge
+from .client import (
+    _CH_RPC,
+    _REQUEST,
+    DEVICE_CALL_CACHE,
+    MAX_BACKOFF,
+    MAX_RTO,
+    RTO_BACKOFF,
+    Bridge,
+)
 from .errors import BridgeTimeout, Disconnected
 from .messages import DeviceInfo
 from .streams import Sample, Stream, StreamStats
+from .transport.base import SupportsReadiness
 
 __all__ = ["AsyncBridge", "AsyncStream"]
 
@@ -54,6 +65,12 @@ class AsyncBridge:
         self._owns_bridge = owns_bridge
         self._calls = ThreadPoolExecutor(DEVICE_CALL_CACHE, thread_name_prefix="bridge-aio-call")
         self._closed = False
+        # while calls of this loop are in flight the loop reads the link itself (one wake-up
+        # per answer, not the reader thread's and then the loop's)
+        self._in_flight = 0
+        self._lent: SupportsReadiness | None = None
+        self._lent_fd = -1
+        self._lent_loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     async def open(cls, url: str, timeout: float = 3.0, **options: Any) -> AsyncBridge:
@@ -93,8 +110,109 @@ class AsyncBridge:
         self, method: str | int, args: bytes = b"", timeout: float | None = None
     ) -> bytes:
         """`Bridge.call` awaited: the result bytes, or its RemoteError, BridgeTimeout,
-        Disconnected."""
-        return await self._in_pool(self.bridge.call, method, args, timeout)
+        Disconnected. Sent from the loop, answered through the reader thread, retransmitted
+        by loop timers; a call that would have to wait (no session yet, the call window
+        full) runs in the pool instead, and a send the bulk writer holds up waits there."""
+        if self._closed:
+            raise Disconnected(f"async bridge to {self.url} is closed")
+        bridge = self.bridge
+        timeout = bridge.call_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        name, payload = bridge._request(method, args, deadline, wait=False)
+        opened = bridge._open_call(name, timeout, deadline, wait=False, may_read=False)
+        if opened is None:
+            return await self._in_pool(bridge.call, method, args, timeout)
+        pending, direct = opened
+        loop = asyncio.get_running_loop()
+        answered: asyncio.Future[None] = loop.create_future()
+        pending.on_done = _waker(loop, answered)  # before the send: no answer can be missed
+        self._start_reading(loop)
+        try:
+            sent_at = time.monotonic()
+            seq = bridge._send(_CH_RPC, _REQUEST, payload, id=pending.call_id, blocking=False)
+            if seq < 0:  # a bulk window holds the link: wait for it off the loop
+                seq = await self._in_pool(
+                    functools.partial(bridge._send, _CH_RPC, _REQUEST, payload, id=pending.call_id)
+                )
+            rto = bridge.rtt.rto
+            rto_cap = min(MAX_RTO, rto * MAX_BACKOFF)
+            resent = False
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise bridge._timed_out(pending, timeout)
+                # the answer or the retransmit timer, whichever comes first, wakes this task
+                timer = loop.call_later(min(rto, remaining), _resolve, answered)
+                try:
+                    await answered
+                finally:
+                    timer.cancel()
+                with bridge._lock:  # completion runs under this lock: no answer slips by
+                    if pending.done:
+                        break
+                    answered = loop.create_future()
+                    pending.on_done = _waker(loop, answered)
+                if time.monotonic() >= deadline:
+                    continue
+                resent = True
+                if not bridge._resend(pending, payload, seq, blocking=False):
+                    await self._in_pool(bridge._resend, pending, payload, seq)
+                rto = min(rto * RTO_BACKOFF, rto_cap)
+            if not resent and pending.error is None:  # Karn: only unambiguous samples
+                bridge.rtt.sample(time.monotonic() - sent_at)
+        finally:
+            pending.on_done = None
+            bridge._close_call(pending, direct)
+            self._stop_reading()
+        return bridge._outcome(pending)
+
+    # the loop as the link's reader while its calls are in flight
+
+    def _start_reading(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._in_flight += 1
+        if self._in_flight > 1 or self._lent is not None:
+            return
+        transport = self.bridge._lend_link()
+        if transport is None:
+            return  # the reader thread answers (no pollable link, or an upload is open)
+        try:
+            fd = transport.fileno()
+            loop.add_reader(fd, self._on_readable)
+        except (OSError, ValueError, NotImplementedError):  # a loop that cannot watch it
+            self.bridge._take_link_back()
+            return
+        self._lent, self._lent_fd, self._lent_loop = transport, fd, loop
+
+    def _stop_reading(self) -> None:
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            self._give_link_back()
+
+    def _give_link_back(self) -> None:
+        if self._lent is None:
+            return
+        if self._lent_loop is not None:
+            with contextlib.suppress(Exception):  # the descriptor may be closed already
+                self._lent_loop.remove_reader(self._lent_fd)
+        self._lent = None
+        self.bridge._take_link_back()
+
+    def _on_readable(self) -> None:
+        transport, loop = self._lent, self._lent_loop
+        if transport is None or loop is None or self.bridge._read_lent(transport):
+            return
+        bridge = self.bridge
+        if transport is not bridge._transport or bridge._transfers:
+            self._give_link_back()  # the reader thread takes over
+            return
+        # another thread is reading it right now: look again shortly instead of spinning
+        with contextlib.suppress(Exception):
+            loop.remove_reader(self._lent_fd)
+        loop.call_later(0.0005, self._resume_reading, transport)
+
+    def _resume_reading(self, transport: SupportsReadiness) -> None:
+        if self._lent is transport and self._lent_loop is not None:
+            self._lent_loop.add_reader(self._lent_fd, self._on_readable)
 
     async def ping(self, data: bytes = b"", timeout: float | None = None) -> float:
         """Round trip of sys.ping in seconds (the call itself, without the hop to the loop)."""
@@ -238,9 +356,15 @@ def _on_loop(
 
 
 def _waker(loop: asyncio.AbstractEventLoop, arrived: asyncio.Future[None]) -> Callable[[], None]:
-    """What the reader thread calls (once) when a sample arrives or the stream closes."""
+    """What the reader thread, or the loop reading the link itself, calls (once) when an
+    answer or a sample arrives or the stream closes: resolves `arrived` on the loop. Made on
+    the loop's thread."""
+    loop_thread = threading.get_ident()
 
     def wake() -> None:
+        if threading.get_ident() == loop_thread:
+            _resolve(arrived)
+            return
         with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
             loop.call_soon_threadsafe(_resolve, arrived)
 

@@ -123,6 +123,7 @@ class _PendingCall:
         "epoch",
         "error",
         "method",
+        "on_done",
         "result",
         "status",
         "unauthenticated",
@@ -137,6 +138,7 @@ class _PendingCall:
         self.error: BridgeError | None = None
         self.unauthenticated = False
         self.done = False
+        self.on_done: Callable[[], None] | None = None  # run once on completion (aio)
         self._signal = threading.Lock()
         self._signal.acquire()
 
@@ -148,6 +150,8 @@ class _PendingCall:
         if not self.done:
             self.done = True
             self._signal.release()
+            if self.on_done is not None:
+                self.on_done()
 
     def wait(self, timeout: float) -> bool:
         return self.done or self._signal.acquire(timeout=timeout) or self.done
@@ -449,9 +453,41 @@ class Bridge:
         """
         timeout = self.call_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
+        name, payload = self._request(method, args, deadline)
+        opened = self._open_call(name, timeout, deadline, wait=True)
+        assert opened is not None  # wait=True waits for room instead
+        pending, direct = opened
+        try:
+            if direct and self._reader_selecting:
+                with contextlib.suppress(BlockingIOError):
+                    os.write(self._wake_w, b"\x00")  # the reader leaves the link to us
+            sent_at = time.monotonic()
+            seq = self._send(_CH_RPC, _REQUEST, payload, id=pending.call_id)
+            rto = self.rtt.rto
+            rto_cap = min(MAX_RTO, rto * MAX_BACKOFF)
+            resent = False
+            while not (self._await_direct if direct else _PendingCall.wait)(
+                pending, max(0.0, min(rto, deadline - time.monotonic()))
+            ):
+                if time.monotonic() >= deadline:
+                    raise self._timed_out(pending, timeout)
+                resent = True
+                self._resend(pending, payload, seq)
+                rto = min(rto * RTO_BACKOFF, rto_cap)
+            if not resent and pending.error is None:  # Karn: only unambiguous samples
+                self.rtt.sample(time.monotonic() - sent_at)
+        finally:
+            self._close_call(pending, direct)
+        return self._outcome(pending)
+
+    def _request(
+        self, method: str | int, args: bytes, deadline: float, wait: bool = True
+    ) -> tuple[str, bytes]:
+        """The method's name for messages and the REQUEST payload (after waiting for a session
+        until deadline, unless not wait); FrameError when the arguments do not fit in a frame."""
         method_id = self.method_id(method)
         name = method if isinstance(method, str) else f"method 0x{method:x}"
-        if not self._session_up:
+        if wait and not self._session_up:
             self.wait_session(max(0.0, deadline - time.monotonic()))
         payload = pack_request(method_id, args)
         if len(payload) > self.max_payload:
@@ -459,8 +495,24 @@ class Bridge:
                 f"{name}: {len(args)} bytes of arguments exceed this session's frame limit "
                 f"({self.max_payload - 2} bytes); use upload() for large data"
             )
+        return name, payload
+
+    def _open_call(
+        self,
+        name: str,
+        timeout: float,
+        deadline: float,
+        *,
+        wait: bool,
+        may_read: bool = True,
+    ) -> tuple[_PendingCall, bool] | None:
+        """Register a call: (its pending entry, whether its caller reads the link itself, as
+        the only call in flight does when may_read). With wait=False, None where the call
+        would have to wait (no session, or the window is full)."""
         lock = self._lock  # the lock of _session_cond, taken directly: cheaper than the Condition
         with lock:
+            if not wait and not self._session_up:
+                return None
             # A sliding window over call ids, not just a count: while the oldest call is still
             # open, at most window - 1 newer ids exist, so the device's cache of recent calls
             # (at least 8) still holds it and a retransmit can never be answered STALE.
@@ -470,6 +522,8 @@ class Bridge:
                 window = max(1, min(info.rx_window, DEVICE_CALL_CACHE))
                 while pending_calls and self._next_call_id - min(pending_calls) >= window:
                     remaining = deadline - time.monotonic()
+                    if not wait:
+                        return None
                     if remaining <= 0:
                         raise BridgeTimeout(
                             f"{name}: {window} calls already in flight for {timeout}s"
@@ -487,64 +541,65 @@ class Bridge:
             self._next_call_id = call_id + 1
             pending = _PendingCall(call_id, name, info.epoch)
             pending_calls[call_id] = pending
-            direct = len(pending_calls) == 1 and self._pollable is not None
+            direct = may_read and self._pollable is not None and len(pending_calls) == 1
             if direct:
                 self._direct_callers += 1
             self._calls += 1
-        try:
-            if direct and self._reader_selecting:
-                with contextlib.suppress(BlockingIOError):
-                    os.write(self._wake_w, b"\x00")  # the reader leaves the link to us
-            sent_at = time.monotonic()
-            seq = self._send(_CH_RPC, _REQUEST, payload, id=call_id)
-            rto = self.rtt.rto
-            rto_cap = min(MAX_RTO, rto * MAX_BACKOFF)
-            resent = False
-            while not (self._await_direct if direct else _PendingCall.wait)(
-                pending, max(0.0, min(rto, deadline - time.monotonic()))
-            ):
-                if time.monotonic() >= deadline:
-                    self._failed += 1
-                    if pending.unauthenticated:
-                        raise AuthError(
-                            f"device at {self.url} rejected {name} as unauthenticated; "
-                            "check auth_key"
-                        )
-                    raise BridgeTimeout(f"{name}: no response from {self.url} within {timeout}s")
-                self._retransmits += 1
-                resent = True
-                # the leading delimiter ends whatever damaged segment the device still buffers
-                self._send(
-                    Channel.RPC,
-                    RpcType.REQUEST,
-                    payload,
-                    id=call_id,
-                    seq=seq,
-                    flags=Flags.RESEND,
-                    flush=True,
-                )
-                rto = min(rto * RTO_BACKOFF, rto_cap)
-            if not resent and pending.error is None:  # Karn: only unambiguous samples
-                self.rtt.sample(time.monotonic() - sent_at)
-        finally:
-            hand_over = False
-            with lock:
-                pending_calls.pop(call_id, None)
-                if direct:
-                    self._direct_callers -= 1
-                    # other calls still wait for answers that only the reader thread will
-                    # read now: it comes back at once instead of lingering
-                    hand_over = bool(pending_calls)
-                    self._direct_idle_since = 0.0 if hand_over else time.monotonic()
-                if self._window_waiters:
-                    self._session_cond.notify_all()
-            if hand_over:
-                self._reader_nudge.set()
+        return pending, direct
+
+    def _resend(
+        self, pending: _PendingCall, payload: bytes, seq: int, blocking: bool = True
+    ) -> bool:
+        """Send a call's REQUEST again; False (nothing sent) when not blocking and the link
+        is busy."""
+        # the leading delimiter ends whatever damaged segment the device still buffers
+        sent = self._send(
+            Channel.RPC,
+            RpcType.REQUEST,
+            payload,
+            id=pending.call_id,
+            seq=seq,
+            flags=Flags.RESEND,
+            flush=True,
+            blocking=blocking,
+        )
+        if sent >= 0:
+            self._retransmits += 1
+        return sent >= 0
+
+    def _timed_out(self, pending: _PendingCall, timeout: float) -> BridgeError:
+        self._failed += 1
+        if pending.unauthenticated:
+            return AuthError(
+                f"device at {self.url} rejected {pending.method} as unauthenticated; check auth_key"
+            )
+        return BridgeTimeout(f"{pending.method}: no response from {self.url} within {timeout}s")
+
+    def _close_call(self, pending: _PendingCall, direct: bool) -> None:
+        hand_over = False
+        with self._lock:
+            pending_calls = self._pending
+            pending_calls.pop(pending.call_id, None)
+            if direct:
+                self._direct_callers -= 1
+                # other calls still wait for answers that only the reader thread will
+                # read now: it comes back at once instead of lingering
+                hand_over = bool(pending_calls)
+                self._direct_idle_since = 0.0 if hand_over else time.monotonic()
+            if self._window_waiters:
+                self._session_cond.notify_all()
+        if hand_over:
+            self._reader_nudge.set()
+
+    def _outcome(self, pending: _PendingCall) -> bytes:
+        """The result of a completed call, or its error raised."""
         if pending.error is not None:
             self._failed += 1
             raise pending.error
         if pending.status != _OK:
-            raise RemoteError(pending.status, status_name(pending.status), name, pending.result)
+            raise RemoteError(
+                pending.status, status_name(pending.status), pending.method, pending.result
+            )
         return pending.result
 
     def ping(self, data: bytes = b"", timeout: float | None = None) -> float:
@@ -660,8 +715,13 @@ class Bridge:
         seq: int | None = None,
         flags: int = 0,
         flush: bool = False,
+        blocking: bool = True,
     ) -> int:
-        with self._tx_lock:
+        """Frame and write one message; its seq. With blocking=False, -1 and nothing sent
+        when another sender holds the link (a bulk window being written, say)."""
+        if not self._tx_lock.acquire(blocking=blocking):
+            return -1
+        try:
             transport = self._transport
             if transport is None:
                 raise Disconnected(f"link to {self.url} is down ({self._link_error})")
@@ -677,6 +737,8 @@ class Bridge:
                 header, trailer = auth.sign(header, payload)
                 frame = encode_frame(header, payload, trailer, frame_limit=self._session_limit)
             transport.write(b"\x00" + frame if flush else frame)
+        finally:
+            self._tx_lock.release()
         return seq
 
     def _encode_bulk_data(self, offset: int, data: memoryview, *, id: int) -> bytes | bytearray:
@@ -894,6 +956,64 @@ class Bridge:
             for frame in self._decoder.feed(data):
                 self._dispatch(frame, now_ns)
 
+    def _lend_link(self) -> SupportsReadiness | None:
+        """Another reader (an event loop, for its calls) reads the link from now on and the
+        reader thread stays away, as for a call that reads its own answer; the link to read,
+        or None when it cannot be read that way (no pollable link, or a bulk transfer open,
+        whose windows must not be written from an event loop)."""
+        with self._lock:
+            transport = self._pollable
+            if transport is None or transport is not self._transport or self._transfers:
+                return None
+            self._direct_callers += 1
+        if self._reader_selecting:
+            with contextlib.suppress(BlockingIOError):
+                os.write(self._wake_w, b"\x00")
+        return transport
+
+    def _take_link_back(self) -> None:
+        """The end of a _lend_link: the reader thread reads again (at once when calls wait)."""
+        with self._lock:
+            self._direct_callers -= 1
+            waiting = bool(self._pending)
+            self._direct_idle_since = 0.0 if waiting else time.monotonic()
+        if waiting:
+            self._reader_nudge.set()
+
+    def _read_lent(self, transport: SupportsReadiness) -> bool:
+        """Read and dispatch what the lent link holds, without waiting: False when another
+        thread is reading it right now, or the link is no longer this one or open to a
+        transfer (take it back then). A lost link is handled here."""
+        if transport is not self._transport or self._transfers:
+            return False
+        if not self._io_lock.acquire(blocking=False):
+            return False
+        try:
+            error = self._ingest_from(transport, None)
+        finally:
+            self._io_lock.release()
+        if error is not None:
+            self._link_lost(transport, str(error))
+            return False
+        return True
+
+    def _ingest_from(self, transport: SupportsReadiness, wait: float | None) -> Disconnected | None:
+        """Read what the link holds (once it holds something, waiting up to `wait` s, unless
+        None) and dispatch it; the caller holds the io lock. The error when the link is lost,
+        for the caller to handle once it has let go of the lock."""
+        try:
+            if transport is self._transport:
+                if wait is not None:
+                    ready, _, _ = select.select([transport.fileno()], [], [], wait)
+                    if not ready:
+                        return None
+                self._ingest(transport.read_available(65536))
+        except Disconnected as e:
+            return e
+        except (OSError, ValueError) as e:
+            return Disconnected(f"{self.url}: link closed ({e})")
+        return None
+
     def _await_direct(self, pending: _PendingCall, timeout: float) -> bool:
         """Wait for a call by reading the link in this thread (no hand-over from the reader)."""
         deadline = time.monotonic() + timeout
@@ -909,17 +1029,8 @@ class Bridge:
                 or self._io_lock.acquire(timeout=min(remaining, 0.001))
             ):
                 continue  # the reader thread is dispatching, maybe our answer
-            error: Disconnected | None = None
             try:
-                if not pending.done and transport is self._transport:
-                    fd = transport.fileno()
-                    ready, _, _ = select.select([fd], [], [], min(remaining, 0.05))
-                    if ready:
-                        self._ingest(transport.read_available(65536))
-            except Disconnected as e:
-                error = e
-            except (OSError, ValueError) as e:
-                error = Disconnected(f"{self.url}: link closed ({e})")
+                error = None if pending.done else self._ingest_from(transport, min(remaining, 0.05))
             finally:
                 self._io_lock.release()
             if error is not None:

@@ -164,3 +164,40 @@ def test_wrapping_an_open_bridge_leaves_it_open(vdev: VirtualDevice) -> None:
         info = asyncio.run(main())
         assert info["uid"] == bridge.info.uid_hex
         assert bridge.ping(b"still open") < 1
+
+
+def test_calls_threads_and_an_upload_share_the_link(vdev: VirtualDevice) -> None:
+    """Awaited calls (the loop reads the link while they are in flight), calls from a thread
+    and an upload at once: every answer reaches its caller, the image arrives whole."""
+    image = os.urandom(512 * 1024)
+
+    async def main() -> None:
+        async with await AsyncBridge.open(vdev.url, timeout=3) as board:
+            bridge = board.bridge
+            failures: list[BaseException] = []
+
+            def thread_calls() -> None:
+                try:
+                    for i in range(200):
+                        assert bridge.call("sys.ping", b"t%d" % i) == b"t%d" % i
+                except BaseException as e:  # reported below
+                    failures.append(e)
+
+            worker = threading.Thread(target=thread_calls)
+            worker.start()
+            upload = asyncio.create_task(board.upload("fw0", image, timeout=20))
+            for i in range(100):
+                answers = await asyncio.gather(
+                    *(board.call("sys.ping", b"a%d.%d" % (i, k)) for k in range(4))
+                )
+                assert answers == [b"a%d.%d" % (i, k) for k in range(4)]
+            result = await upload
+            await asyncio.to_thread(worker.join)
+            assert not failures
+            assert result.resumed_from == 0
+            slot = await asyncio.to_thread(VirtualDeviceApi(bridge).fw_slot)
+            assert slot.valid and slot.sha256 == hashlib.sha256(image).digest()
+            assert bridge._direct_callers == 0  # the link went back to the reader thread
+            assert board.stats()["rpc"]["failed"] == 0
+
+    asyncio.run(main())

@@ -535,7 +535,10 @@ static void handle_request(bridge_t *b, const bridge_header_t *h, const uint8_t 
     if (empty != NULL) {
         victim = empty;
     }
-    if (oldest != 0 && h->id < oldest) {
+    /* Older than every stored id with the store full: it may have run and been evicted, so
+     * it must not run again. While the store has room nothing was evicted, and an older id
+     * is a call the host sent late (from another thread): it runs. */
+    if (empty == NULL && h->id < oldest) {
         b->stats.rpc_stale++;
         send_status(b, h, BRIDGE_STALE, auth_enabled(b));
         return;

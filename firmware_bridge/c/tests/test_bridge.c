@@ -874,6 +874,11 @@ static void test_rpc(void)
     take();
     call(&dev, 9, 0x100, NULL, 0);
     CHECK(status_of(response()) == 0 && count_calls == 11, "new epoch: call id 9 runs again");
+    call(&dev, 6, 0x100, NULL, 0);
+    CHECK(status_of(response()) == 0 && count_calls == 12,
+          "an older id while the cache has room runs (sent late, never evicted)");
+    call(&dev, 6, 0x100, NULL, 0);
+    CHECK(status_of(response()) == 0 && count_calls == 12, "and is de-duplicated like any other");
 
     /* A handler asking for a reboot: RESPONSE first, then an unsolicited HELLO. */
     id = bridge_epoch(&dev);
