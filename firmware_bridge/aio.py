@@ -13,12 +13,18 @@
 An `AsyncBridge` wraps a `Bridge` and keeps all of its machinery: the reader thread, HELLO and
 reconnects, retransmits, the call window, bulk windows. Nothing here blocks the event loop.
 
-- **Calls** run in a small thread pool of its own, as many threads as the device keeps answers
-  for (`DEVICE_CALL_CACHE`, 8), which is also the most calls the bridge keeps in flight: calls
-  gathered together are pipelined over the link, not queued behind each other.
+- **Calls** are sent from the loop and awaited on a future; while any is in flight the loop
+  reads the link itself (as a blocking caller reads its own answer), so an answer costs one
+  wake-up, and retransmits run on loop timers. Calls gathered together are pipelined over the
+  link, up to the device's call window (8). A call that would have to wait (no session yet,
+  the window full) runs in a small pool of threads instead, as does a send held up by a bulk
+  window being written; while an upload is open the reader thread reads for the loop.
 - **Streams** need no thread: the reader thread hands each sample to the loop, and only when a
   task is waiting for one.
 - **Uploads** run in a thread of their own; progress callbacks run on the event loop.
+
+While the loop reads the link it also dispatches what else arrives (stream samples, device
+logs): `on_log` and `on_console` callbacks given to `open` may then run on the loop.
 
 Cancelling a task that awaits a call stops the wait, not the call: the device may still run
 it (the same as a call that timed out). Every error is the same `BridgeError` as in the
@@ -258,6 +264,7 @@ class AsyncBridge:
         if self._closed:
             return
         self._closed = True
+        self._give_link_back()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, functools.partial(self._calls.shutdown, wait=True))
         if self._owns_bridge:

@@ -975,7 +975,7 @@ class Bridge:
         """The end of a _lend_link: the reader thread reads again (at once when calls wait)."""
         with self._lock:
             self._direct_callers -= 1
-            waiting = bool(self._pending)
+            waiting = bool(self._pending or self._transfers)
             self._direct_idle_since = 0.0 if waiting else time.monotonic()
         if waiting:
             self._reader_nudge.set()
