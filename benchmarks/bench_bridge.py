@@ -8,7 +8,8 @@ Measures, against the C virtual device (built on first use):
     kernel's worker threads that move pty data) and the codec work an upload adds (framing,
     unframing, SHA-256): the ceiling of that ratio when the raw pty keeps every CPU busy
   * RPC round trip (sys.ping, 64 B) vs a raw 64-byte echo over a pty (target ratio <= 1.5);
-    the same awaited through firmware_bridge.aio, one at a time and eight gathered
+    the same awaited through firmware_bridge.aio, one at a time and eight gathered, and
+    eight threads calling at once
   * a 1 kHz IMU stream for --seconds: loss and latency p99
   * framing overhead in bytes per payload byte
   * bulk goodput through the fault proxy paced at 921600 baud (target >= 0.97 of line rate)
@@ -29,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -321,6 +323,7 @@ def async_rpc(url: str, count: int, size: int = 64) -> dict[str, list[float] | f
     """sys.ping awaited through AsyncBridge against Bridge.call on the same bridge (rounds
     alternate), and calls per second with eight gathered at a time (the call window)."""
     payload = os.urandom(size)
+    batches = max(1, count // 8)
     with Bridge.open(url, timeout=5) as bridge:
 
         async def main() -> dict[str, list[float] | float]:
@@ -338,7 +341,6 @@ def async_rpc(url: str, count: int, size: int = 64) -> dict[str, list[float] | f
                     start = time.perf_counter()
                     await board.call("sys.ping", payload)
                     awaited.append(time.perf_counter() - start)
-            batches = max(1, count // 8)
             start = time.perf_counter()
             for _ in range(batches):
                 await asyncio.gather(*(board.call("sys.ping", payload) for _ in range(8)))
@@ -346,7 +348,23 @@ def async_rpc(url: str, count: int, size: int = 64) -> dict[str, list[float] | f
             await board.close()
             return {"sync": sync, "async": awaited, "gathered": gathered}
 
-        return asyncio.run(main())
+        result = asyncio.run(main())
+        # the same number of calls from eight threads calling Bridge.call at once
+        retransmits = bridge.stats()["rpc"]["retransmits"]
+
+        def calls() -> None:
+            for _ in range(batches):
+                bridge.call("sys.ping", payload)
+
+        threads = [threading.Thread(target=calls) for _ in range(8)]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        result["threads"] = 8 * batches / (time.perf_counter() - start)
+        result["thread_retransmits"] = bridge.stats()["rpc"]["retransmits"] - retransmits
+        return result
 
 
 def imu_stream(url: str, seconds: float) -> dict[str, float]:
@@ -587,6 +605,14 @@ def main(argv: list[str] | None = None) -> int:
             sync_rtts, async_rtts = ar["sync"], ar["async"]
             assert isinstance(sync_rtts, list) and isinstance(async_rtts, list)
             one_at_a_time = 1 / statistics.median(sync_rtts)
+            rows.append(
+                (
+                    "RPC sys.ping 64 B from 8 threads at once (Bridge.call)",
+                    f"{ar['threads']:.0f} calls/s, {ar['thread_retransmits']:.0f} retransmits",
+                    f"{float(ar['threads']) / one_at_a_time:.1f}x the calls/s of one at a time",
+                    "",
+                )
+            )
             rows.append(
                 (
                     "RPC sys.ping 64 B awaited (firmware_bridge.aio)",
