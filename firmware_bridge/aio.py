@@ -51,6 +51,8 @@ from .client import (
     MAX_RTO,
     RTO_BACKOFF,
     Bridge,
+    check_echo,
+    parse_sys_info,
 )
 from .errors import BridgeTimeout, Disconnected
 from .messages import DeviceInfo
@@ -116,9 +118,10 @@ class AsyncBridge:
         self, method: str | int, args: bytes = b"", timeout: float | None = None
     ) -> bytes:
         """`Bridge.call` awaited: the result bytes, or its RemoteError, BridgeTimeout,
-        Disconnected. Sent from the loop, answered through the reader thread, retransmitted
-        by loop timers; a call that would have to wait (no session yet, the call window
-        full) runs in the pool instead, and a send the bulk writer holds up waits there."""
+        Disconnected. Sent from the loop, whose reads of the link bring the answer (the reader
+        thread's while an upload is open), retransmitted by loop timers; a call that would
+        have to wait (no session yet, the call window full) runs in the pool instead, and a
+        send the bulk writer holds up waits there."""
         if self._closed:
             raise Disconnected(f"async bridge to {self.url} is closed")
         bridge = self.bridge
@@ -204,12 +207,14 @@ class AsyncBridge:
         self.bridge._take_link_back()
 
     def _on_readable(self) -> None:
-        transport, loop = self._lent, self._lent_loop
-        if transport is None or loop is None or self.bridge._read_lent(transport):
+        transport, loop, bridge = self._lent, self._lent_loop, self.bridge
+        if transport is None or loop is None:
             return
-        bridge = self.bridge
         if transport is not bridge._transport or bridge._transfers:
+            # a new link, or an upload whose windows must not be written from the loop
             self._give_link_back()  # the reader thread takes over
+            return
+        if bridge._read_lent(transport):
             return
         # another thread is reading it right now: look again shortly instead of spinning
         with contextlib.suppress(Exception):
@@ -221,11 +226,15 @@ class AsyncBridge:
             self._lent_loop.add_reader(self._lent_fd, self._on_readable)
 
     async def ping(self, data: bytes = b"", timeout: float | None = None) -> float:
-        """Round trip of sys.ping in seconds (the call itself, without the hop to the loop)."""
-        return await self._in_pool(self.bridge.ping, data, timeout)
+        """Round trip of sys.ping in seconds, awaited; checks the echo."""
+        start = time.perf_counter()
+        echo = await self.call("sys.ping", data, timeout)
+        elapsed = time.perf_counter() - start
+        check_echo(data, echo)
+        return elapsed
 
     async def sys_info(self, timeout: float | None = None) -> dict[str, str]:
-        return await self._in_pool(self.bridge.sys_info, timeout)
+        return parse_sys_info(await self.call("sys.info", b"", timeout))
 
     async def _in_pool(self, fn: Callable[..., T], *args: Any) -> T:
         if self._closed:

@@ -157,6 +157,18 @@ class _PendingCall:
         return self.done or self._signal.acquire(timeout=timeout) or self.done
 
 
+def check_echo(data: bytes, echo: bytes) -> None:
+    """ProtocolError unless sys.ping echoed exactly `data`."""
+    if echo != data:
+        raise ProtocolError(f"sys.ping echoed {len(echo)} bytes that differ from the request")
+
+
+def parse_sys_info(result: bytes) -> dict[str, str]:
+    """The `key=value` lines of a sys.info result."""
+    text = result.decode("utf-8", "replace")
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
 class RttEstimator:
     """Retransmit timeout from measured round trips (Jacobson/Karels, as TCP's RFC 6298)."""
 
@@ -607,13 +619,11 @@ class Bridge:
         start = time.perf_counter()
         echo = self.call("sys.ping", data, timeout)
         elapsed = time.perf_counter() - start
-        if echo != data:
-            raise ProtocolError(f"sys.ping echoed {len(echo)} bytes that differ from the request")
+        check_echo(data, echo)
         return elapsed
 
     def sys_info(self, timeout: float | None = None) -> dict[str, str]:
-        text = self.call("sys.info", b"", timeout).decode("utf-8", "replace")
-        return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+        return parse_sys_info(self.call("sys.info", b"", timeout))
 
     # --- streams --------------------------------------------------------------------------
 
@@ -981,11 +991,8 @@ class Bridge:
             self._reader_nudge.set()
 
     def _read_lent(self, transport: SupportsReadiness) -> bool:
-        """Read and dispatch what the lent link holds, without waiting: False when another
-        thread is reading it right now, or the link is no longer this one or open to a
-        transfer (take it back then). A lost link is handled here."""
-        if transport is not self._transport or self._transfers:
-            return False
+        """Read and dispatch what the lent link holds, without waiting; False when another
+        thread is reading it right now. A lost link is handled here."""
         if not self._io_lock.acquire(blocking=False):
             return False
         try:
@@ -993,8 +1000,7 @@ class Bridge:
         finally:
             self._io_lock.release()
         if error is not None:
-            self._link_lost(transport, str(error))
-            return False
+            self._link_lost(transport, str(error))  # its calls fail and give the link back
         return True
 
     def _ingest_from(self, transport: SupportsReadiness, wait: float | None) -> Disconnected | None:
