@@ -6,7 +6,8 @@ Measures, against the C virtual device (built on first use):
   * bulk upload throughput vs raw pty throughput, the fastest of three write/read shapes
     (target ratio >= 0.85), with the CPU of each side per 4 MiB (the host, the peer and the
     kernel's worker threads that move pty data) and the codec work an upload adds (framing,
-    unframing, SHA-256): the ceiling of that ratio when the raw pty keeps every CPU busy
+    unframing, SHA-256): the ceiling of that ratio when the raw pty keeps every CPU busy, and
+    the bytes a pty holds between its writer and its reader
   * RPC round trip (sys.ping, 64 B) vs a raw 64-byte echo over a pty (target ratio <= 1.5);
     the same awaited through firmware_bridge.aio, one at a time and eight gathered, and
     eight threads calling at once
@@ -26,12 +27,14 @@ import asyncio
 import glob
 import hashlib
 import os
+import pty
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import tty
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -218,6 +221,25 @@ def raw_pty_throughput(
     _stop_peer(proc, port)
     assert done == b"k"
     return total / elapsed
+
+
+def pty_buffer_bytes() -> int:
+    """Bytes a pty takes from the writer (the slave side, as an upload) while its reader
+    reads nothing: all the slack there is between a writer and a reader, whatever they do."""
+    master, slave = pty.openpty()
+    try:
+        tty.setraw(slave)
+        tty.setraw(master)
+        os.set_blocking(slave, False)
+        taken = 0
+        while True:
+            try:
+                taken += os.write(slave, bytes(65536))
+            except BlockingIOError:
+                return taken
+    finally:
+        os.close(slave)
+        os.close(master)
 
 
 def raw_echo_rtts(count: int, size: int = 64) -> list[float]:
@@ -566,6 +588,16 @@ def main(argv: list[str] | None = None) -> int:
                         "",
                     )
                 )
+            slack = pty_buffer_bytes()
+            rows.append(
+                (
+                    "pty buffering between writer and reader (reader idle)",
+                    f"{slack} B",
+                    f"{slack / raw_bps * 1e6:.0f} us of the raw pty's throughput: a writer or "
+                    "reader held up longer than that stalls the other",
+                    "",
+                )
+            )
             rows.append(
                 (
                     "bulk upload fw0, 4 MiB, 1 KiB frames",
