@@ -18,7 +18,6 @@ processes as bench_bridge.py --pin does.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import statistics
 import subprocess
@@ -28,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_bridge import _place, pin_cpus, raw_pty_throughput
+from bench_bridge import _place, pin_cpus, raw_pty_throughput, upload_rate
 
 from firmware_bridge import Bridge
 from firmware_bridge.virtual import build_virtual_device
@@ -37,21 +36,12 @@ TOTAL = 4 * 1024 * 1024
 FRAME_LIMIT = 16384
 
 
-def parse_device(spec: str) -> tuple[str, list[str]]:
+def parse_device(spec: str, default_binary: Path) -> tuple[str, list[str]]:
     name, sep, rest = spec.partition("=")
     if not sep or not name:
         raise SystemExit(f"{spec!r}: expected NAME=[BINARY][,ARG...]")
     binary, *args = rest.split(",")
-    return name, [binary or str(build_virtual_device()), "--frame-limit", str(FRAME_LIMIT), *args]
-
-
-def upload_rate(bridge: Bridge) -> float:
-    seconds = []
-    for _ in range(3):
-        image = os.urandom(TOTAL)
-        result = bridge.upload("fw0", image, sha256=hashlib.sha256(image).digest())
-        seconds.append(result.seconds)
-    return TOTAL / statistics.median(seconds)
+    return name, [binary or str(default_binary), "--frame-limit", str(FRAME_LIMIT), *args]
 
 
 def compare(devices: list[tuple[str, list[str]]], rounds: int) -> str:
@@ -74,7 +64,7 @@ def compare(devices: list[tuple[str, list[str]]], rounds: int) -> str:
         runs: list[tuple[str, Callable[[], float]]] = [
             ("raw", lambda: raw_pty_throughput(TOTAL, 65536, 65536))
         ]
-        runs += [(name, lambda b=bridge: upload_rate(b)) for name, bridge in bridges]
+        runs += [(name, lambda b=bridge: upload_rate(b, TOTAL, 3)) for name, bridge in bridges]
         results: dict[str, list[float]] = {name: [] for name, _ in runs}
         for r in range(rounds):
             for name, measure in runs if r % 2 == 0 else runs[::-1]:
@@ -109,7 +99,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.pin and pin_cpus() is None:
         raise SystemExit("--pin needs two usable CPUs")
-    devices = [parse_device(spec) for spec in args.devices]
+    default_binary = build_virtual_device()
+    devices = [parse_device(spec, default_binary) for spec in args.devices]
     for _ in range(args.repeat):
         print(compare(devices, args.rounds), flush=True)
     print("command: python benchmarks/ab_bulk.py " + " ".join(sys.argv[1:]))

@@ -315,21 +315,29 @@ def bulk_throughput(
     cpu: CpuLog | None = None,
     device_pid: int = 0,
 ) -> float:
-    """Payload bytes/s of fw0 uploads (fresh data each time: the same image would resume).
-    The SHA-256 is given, as from a release manifest, so CPU counts the transfer alone."""
+    """Payload bytes/s of fw0 uploads on a bridge opened for them, after one to warm up."""
     with Bridge.open(url, timeout=5, frame_limit=frame_limit) as bridge:
         bridge.upload("fw0", os.urandom(total))  # warm up
-        seconds = []
-        for _ in range(repeats):
-            image = os.urandom(total)
-            digest = hashlib.sha256(image).digest()
-            meter = _CpuMeter(device_pid) if cpu is not None else None
-            result = bridge.upload("fw0", image, sha256=digest)
-            if meter is not None and cpu is not None:
-                cpu.append(meter.sample())
-            assert result.resumed_from == 0
-            seconds.append(result.seconds)
-        assert VirtualDeviceApi(bridge).fw_slot().valid
+        return upload_rate(bridge, total, repeats, cpu, device_pid)
+
+
+def upload_rate(
+    bridge: Bridge, total: int, repeats: int, cpu: CpuLog | None = None, device_pid: int = 0
+) -> float:
+    """Payload bytes/s of `repeats` fw0 uploads, the median (fresh data each time: the same
+    image would resume). The SHA-256 is given, as from a release manifest, so CPU counts the
+    transfer alone."""
+    seconds = []
+    for _ in range(repeats):
+        image = os.urandom(total)
+        digest = hashlib.sha256(image).digest()
+        meter = _CpuMeter(device_pid) if cpu is not None else None
+        result = bridge.upload("fw0", image, sha256=digest)
+        if meter is not None and cpu is not None:
+            cpu.append(meter.sample())
+        assert result.resumed_from == 0
+        seconds.append(result.seconds)
+    assert VirtualDeviceApi(bridge).fw_slot().valid
     return total / statistics.median(seconds)
 
 
