@@ -102,6 +102,9 @@ def test_stream_get_times_out_and_leaves_no_waker(sim: SimPtyServer) -> None:
             sim.intercept = None
             await imu.close()
             assert imu.closed
+            # samples that arrived before the close are still delivered, then iteration ends
+            kept = [s.seq async for s in imu]
+            assert kept == sorted(kept) and all(seq > first.seq for seq in kept)
             assert [s async for s in imu] == []
             with pytest.raises(Disconnected, match="closed"):
                 await imu.get(timeout=0.1)
