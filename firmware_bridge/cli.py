@@ -155,8 +155,10 @@ def cmd_virtual(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         with start_virtual_device(tcp_port=args.tcp, link=args.link, auth_key=args.auth_key) as dev:
-            print(dev.url, flush=True)
+            # The try opens before the URL goes out: a client may connect, and Ctrl-C come,
+            # before this process has run another line.
             try:
+                print(dev.url, flush=True)
                 while dev.running and not stop.wait(0.2):
                     pass
             except KeyboardInterrupt:
@@ -182,8 +184,8 @@ def cmd_proxy(args: argparse.Namespace) -> int:
             link=args.link,
             tcp_port=args.tcp,
         ) as proxy:
-            print(proxy.url, flush=True)
             try:
+                print(proxy.url, flush=True)
                 while not stop.wait(1.0):
                     pass
             except KeyboardInterrupt:

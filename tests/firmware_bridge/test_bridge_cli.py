@@ -76,6 +76,18 @@ def test_python_dash_m_entry_point() -> None:
     assert isinstance(json.loads(proc.stdout), list)
 
 
+def _default_sigint() -> None:
+    """Give the child the default SIGINT, as a shell's foreground job gets.
+
+    A background job of a non-interactive shell inherits SIGINT ignored, and Python keeps it
+    ignored, so without this the Ctrl-C below would do nothing when the suite itself runs in the
+    background.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_bridge_virtual_serves_until_interrupted(virtual_binary: Path) -> None:
     import os
     import selectors
@@ -88,6 +100,7 @@ def test_bridge_virtual_serves_until_interrupted(virtual_binary: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
     try:
         assert proc.stdout is not None
@@ -118,6 +131,7 @@ def test_bridge_proxy_command(sim: SimPtyServer) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
     try:
         assert proc.stdout is not None
