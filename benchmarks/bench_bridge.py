@@ -7,7 +7,8 @@ Measures, against the C virtual device (built on first use):
     (target ratio >= 0.85), with the CPU of each side per 4 MiB (the host, the peer and the
     kernel's worker threads that move pty data) and the codec work an upload adds (framing,
     unframing, SHA-256): the ceiling of that ratio when the raw pty keeps every CPU busy, and
-    the bytes a pty holds between its writer and its reader
+    the bytes a pty holds between its writer and its reader; and, outside the target, bulk
+    against the pty with C on both ends (build/pty_sink and the C writer without framing)
   * RPC round trip (sys.ping, 64 B) vs a raw 64-byte echo over a pty (target ratio <= 1.5);
     the same awaited through firmware_bridge.aio, one at a time and eight gathered, and
     eight threads calling at once
@@ -28,6 +29,7 @@ import glob
 import hashlib
 import os
 import pty
+import select
 import statistics
 import subprocess
 import sys
@@ -220,6 +222,43 @@ def raw_pty_throughput(
         cpu.append(meter.sample())
     _stop_peer(proc, port)
     assert done == b"k"
+    return total / elapsed
+
+
+def c_pty_throughput(total: int, read_size: int = 65536, cpu: CpuLog | None = None) -> float | None:
+    """Bytes/s through a pty with its writer and its reader in C (_native.RawWriter, the bulk
+    writer's write and poll() loop without the framing, into build/pty_sink): the pty's
+    ceiling, with no Python on either side. None when the C library is not built."""
+    writer = _native.raw_writer()
+    sink = _native.C_DIR / "build" / "pty_sink"
+    if writer is None or not sink.exists():
+        return None
+    proc = subprocess.Popen(
+        [str(sink), str(total), str(read_size)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    path = proc.stdout.readline().strip()
+    _place(proc.pid)
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        image = os.urandom(total)
+        meter = _CpuMeter(proc.pid) if cpu is not None else None
+        start = time.perf_counter()
+        rc = writer.write(fd, image, 5.0)
+        done = os.read(fd, 1) if select.select([fd], [], [], 5)[0] else b""
+        elapsed = time.perf_counter() - start
+        if meter is not None and cpu is not None:
+            cpu.append(meter.sample())
+    finally:
+        os.close(fd)
+        proc.stdin.close()
+        proc.wait(5)
+        proc.stdout.close()
+    if rc != 0 or done != b"k":
+        raise RuntimeError(f"the C pty pair failed: {os.strerror(-rc) if rc else done!r}")
     return total / elapsed
 
 
@@ -524,6 +563,11 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(
                 (bulk_runs, lambda: bulk_throughput(dev.url, 16384, total, 3, bulk_cpu, dev.pid))
             )
+            # the pty with C on both ends: reported beside the target's baseline, not in it
+            c_runs: list[float] = []
+            c_cpu: CpuLog = []
+            if c_pty_throughput(65536) is not None:
+                runs.append((c_runs, lambda: c_pty_throughput(total, 65536, c_cpu) or 0.0))
             # rounds, so all see the same machine load; the order alternates, because
             # whichever runs first after a switch is measurably slower on a shared machine
             for r in range(repeats):
@@ -572,6 +616,20 @@ def main(argv: list[str] | None = None) -> int:
                     ">= 0.85",
                 )
             )
+            if c_runs:
+                c_bps = statistics.median(c_runs)
+                c_round = statistics.median(b / c for b, c in zip(bulk_runs, c_runs, strict=True))
+                rows.append(
+                    (
+                        "bulk against the pty with C on both ends (C writer, C reader, 64 KiB "
+                        "reads; not the target's baseline)",
+                        f"{bulk_bps / 1e6:.1f} MB/s",
+                        f"C pair {c_bps / 1e6:.1f} MB/s: ratio {bulk_bps / c_bps:.2f}, per "
+                        f"round {c_round:.2f}; the raw baseline above reaches "
+                        f"{raw_bps / c_bps:.2f} of it; C pair CPU {cpu_text(c_cpu, 'reader')}",
+                        "",
+                    )
+                )
             rows.append(
                 (
                     "CPU per 4 MiB, 16 KiB frames (schedstat, medians)",

@@ -101,6 +101,22 @@ class BulkWriter:
         return rc, self._frames.value
 
 
+class RawWriter:
+    """Writes bytes, unframed, to a non-blocking descriptor with the C writer's write and
+    poll() loop (bridge_host_write_raw): the raw pty's writer benchmarks set bulk against."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        write = lib.bridge_host_write_raw
+        write.restype = ctypes.c_int
+        write.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int]
+        self._write = write
+
+    def write(self, fd: int, data: bytes, timeout: float) -> int:
+        """Write all of data (GIL released); 0, or -errno (-ETIMEDOUT when the link took
+        nothing for `timeout` seconds, -EIO on a hang-up)."""
+        return int(self._write(fd, data, len(data), max(1, int(timeout * 1000))))
+
+
 class FrameCounter:
     """The device's streaming decoder from the same library, run on the host: counts the good
     frames of a byte stream (benchmarks time the device's share of the framing work with it;
@@ -222,6 +238,16 @@ def bulk_writer() -> BulkWriter | None:
     if _library is None:
         _library = _open(LIBRARY)[0]
     return BulkWriter(_library) if _library is not None else None
+
+
+def raw_writer() -> RawWriter | None:
+    """A RawWriter when the library is available (and the encoder is in use)."""
+    global _library
+    if encoder() is None:
+        return None
+    if _library is None:
+        _library = _open(LIBRARY)[0]
+    return RawWriter(_library) if _library is not None else None
 
 
 def status() -> str:

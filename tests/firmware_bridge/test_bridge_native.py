@@ -7,6 +7,7 @@ import errno
 import os
 import random
 import select
+import subprocess
 import threading
 import time
 import tty
@@ -173,6 +174,58 @@ def test_bulk_writer_refuses_frames_over_its_size(
     )
     with pytest.raises(ValueError, match="outside"):
         writer.send(slave, b"abc", 2, 9, 100, BULK, 0, 1, 1.0)
+
+
+def test_raw_writer_writes_every_byte(virtual_binary: Path, pty_pair: tuple[int, int]) -> None:
+    # the raw C writer (bench_bridge's C baseline): 1 MiB through a pty that takes ~12 KiB at
+    # a time arrives whole and in order; nobody reading is a timeout, a closed reader a hang-up
+    writer = _native.raw_writer()
+    assert writer is not None, _native.status()
+    master, slave = pty_pair
+    data = os.urandom(1 << 20)
+    got = bytearray()
+    reader = threading.Thread(target=_read_all, args=(master, len(data), got), daemon=True)
+    reader.start()
+    assert writer.write(slave, data, 5.0) == 0
+    reader.join(10)
+    assert bytes(got) == data
+    started = time.monotonic()
+    assert writer.write(slave, data, 0.2) == -errno.ETIMEDOUT
+    assert 0.15 < time.monotonic() - started < 2
+    os.close(master)
+    assert writer.write(slave, data, 1.0) == -errno.EIO
+
+
+def test_pty_sink_reads_the_total_then_answers(virtual_binary: Path) -> None:
+    # build/pty_sink, the raw pty's reader in C: it reads exactly TOTAL bytes, answers "k", and
+    # stays until its stdin closes; a stdin closed before TOTAL (the benchmark gave up) is
+    # exit 2, not a sink left waiting
+    sink = _native.C_DIR / "build" / "pty_sink"
+    for total, close_early in ((300_000, False), (300_000, True)):
+        proc = subprocess.Popen(
+            [str(sink), str(total), "65536"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        assert proc.stdout is not None and proc.stdin is not None
+        path = proc.stdout.readline().decode().strip()
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+        try:
+            if close_early:
+                os.write(fd, bytes(1000))
+                proc.stdin.close()
+                assert proc.wait(5) == 2
+                continue
+            block = os.urandom(total)
+            sent = 0
+            while sent < total:
+                sent += os.write(fd, block[sent:])
+            assert select.select([fd], [], [], 5)[0] and os.read(fd, 10) == b"k"
+            assert proc.poll() is None  # waits for its stdin
+            proc.stdin.close()
+            assert proc.wait(5) == 0
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            proc.stdout.close()
 
 
 @pytest.fixture

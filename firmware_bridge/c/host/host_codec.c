@@ -214,6 +214,47 @@ int bridge_host_send_bulk(int fd, const uint8_t *data, size_t len, uint32_t offs
     return rc;
 }
 
+/* Write data[0..len) to the non-blocking descriptor fd as it takes it, unframed, with the
+ * write and poll() loop of bridge_host_send_bulk: the raw pty's writer in C, the baseline
+ * benchmarks set the bulk path against. Returns 0, -ETIMEDOUT when the link took nothing for
+ * timeout_ms, -EIO on a hang-up, or -errno. */
+int bridge_host_write_raw(int fd, const uint8_t *data, size_t len, int timeout_ms)
+{
+    size_t done = 0;
+    while (done < len) {
+        struct pollfd p;
+        int r;
+        ssize_t n = write(fd, data + done, len - done);
+        if (n > 0) {
+            done += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            return -errno;
+        }
+        p.fd = fd;
+        p.events = POLLOUT;
+        p.revents = 0;
+        r = poll(&p, 1, timeout_ms);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            return -errno;
+        }
+        if (r == 0) {
+            return -ETIMEDOUT;
+        }
+        if ((p.revents & POLLOUT) == 0) {
+            return -EIO;
+        }
+    }
+    return 0;
+}
+
 static void count_frame(void *ctx, const bridge_header_t *h, uint8_t *body, size_t len)
 {
     (void)h;
