@@ -7,7 +7,9 @@ thread, with wrappers around the real methods (nothing is replaced):
 - the C writer (`_native.BulkWriter.send`): wall time, and the thread's CPU time in it (the
   rest is the writer waiting in poll() for the pty to drain, that is, for the device);
 - the Python around it that handles each WINDOW (`bulk._Sender.deliver` minus the C writer);
-- the rest of the reader's frame handling (`Bridge._ingest` minus `deliver`).
+- the rest of the reader's frame handling (`Bridge._ingest` minus `deliver`);
+- the tail: from the C writer's last return to the END frame reaching `deliver` (the device
+  reading the last frames and hashing what it had not hashed yet).
 Each figure is the median over the uploads, and a share of the upload's wall time. What
 Python adds per WINDOW is the most that moving the WINDOW handling into C could save.
 """
@@ -34,7 +36,8 @@ from firmware_bridge.virtual import start_virtual_device
 
 TOTAL = 4 * 1024 * 1024
 FRAME_LIMIT = 16384
-KEYS = ("c_wall", "c_cpu", "c_calls", "deliver", "windows", "ingest")
+KEYS = ("c_wall", "c_cpu", "c_calls", "c_last", "deliver", "windows", "ingest", "end_at")
+_END = int(bulk.BulkType.END)
 
 
 class Split:
@@ -47,15 +50,22 @@ class Split:
         for key in self.values:  # in place: the wrappers hold this dict
             self.values[key] = 0
 
-    def timed(self, fn: Callable[..., Any], wall: str, cpu: str = "", count: str = "") -> Any:
+    def timed(
+        self, fn: Callable[..., Any], wall: str, cpu: str = "", count: str = "", last: str = ""
+    ) -> Any:
         values = self.values
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
+            if wall == "deliver" and args[1] == _END:
+                values["end_at"] = t0
             try:
                 return fn(*args, **kwargs)
             finally:
-                values[wall] += time.perf_counter_ns() - t0
+                t1 = time.perf_counter_ns()
+                values[wall] += t1 - t0
+                if last:
+                    values[last] = t1
                 if cpu:
                     values[cpu] += time.thread_time_ns() - c0
                 if count:
@@ -73,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         print("--pin needs two usable CPUs; left to the scheduler", file=sys.stderr)
     split = Split()
     bulk._Sender.deliver = split.timed(bulk._Sender.deliver, "deliver", count="windows")  # type: ignore[method-assign]
-    _native.BulkWriter.send = split.timed(_native.BulkWriter.send, "c_wall", "c_cpu", "c_calls")  # type: ignore[method-assign]
+    _native.BulkWriter.send = split.timed(
+        _native.BulkWriter.send, "c_wall", "c_cpu", "c_calls", "c_last"
+    )  # type: ignore[method-assign]
     Bridge._ingest = split.timed(Bridge._ingest, "ingest")  # type: ignore[method-assign]
     rows: list[tuple[float, dict[str, int]]] = []
     with (
@@ -114,12 +126,17 @@ def main(argv: list[str] | None = None) -> int:
         ("C writer, waiting for the link", lambda s, v: v["c_wall"] - v["c_cpu"]),
         ("Python handling WINDOWs", lambda s, v: v["deliver"] - v["c_wall"]),
         ("Python handling other frames", lambda s, v: v["ingest"] - v["deliver"]),
+        (
+            "last DATA written -> END read (device: rest of hash)",
+            lambda s, v: v["end_at"] - v["c_last"],
+        ),
     )
-    print(f"{'part':<42} {'ms':>7} {'of wall':>8}")
+    width = max(len(name) for name, _ in parts)
+    print(f"{'part':<{width}} {'ms':>7} {'of wall':>8}")
     for name, fn in parts:
         ms = median(fn) / 1e6
         share = median(lambda s, v, fn=fn: fn(s, v) / 1e9 / s)  # type: ignore[misc]
-        print(f"{name:<42} {ms:7.2f} {share:8.1%}")
+        print(f"{name:<{width}} {ms:7.2f} {share:8.1%}")
     return 0
 
 
